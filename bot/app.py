@@ -1,0 +1,168 @@
+"""build_app(runtime) -> App: the one place middleware, the error handler and every listener are wired."""
+
+import json
+from concurrent.futures import Executor, ThreadPoolExecutor
+import logging
+import uuid
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+import handlers
+from bot.db import session_scope
+from bot.errors import BadInput, RapportError
+from bot.runtime import Runtime
+from bot.services.events import first_delivery
+from bot.services.workspaces import ensure_workspace
+from bot.slack.text import escape_mrkdwn
+from models import oauth
+
+log = logging.getLogger(__name__)
+
+BOT_SCOPES = [
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "users:read",
+    "users:read.email",
+    "channels:read",
+    "groups:read",
+    "team:read",
+]
+
+
+LISTENER_THREADS = 16
+
+
+class RapportApp(App):
+    """Bolt's App, plus the `/crm` router so help, tests and the manifest check can see what exists."""
+
+    crm_router: "handlers.crm.Router"
+
+
+def build_app(
+    runtime: Runtime, *, token_verification: bool = True, listener_executor: Executor | None = None
+) -> RapportApp:
+    settings = runtime.settings
+    common = dict(
+        signing_secret=settings.slack_signing_secret,
+        client=runtime.client,
+        request_verification_enabled=True,
+        process_before_response=False,
+        # Listeners ack first and answer within Slack's 3 seconds; the pool is larger than Bolt's 5
+        # because a listener may wait on the database or on Slack's Web API after acking.
+        listener_executor=listener_executor or ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
+    )
+    if settings.oauth:
+        app = RapportApp(
+            oauth_settings=OAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret,
+                scopes=BOT_SCOPES,
+                installation_store=SQLAlchemyInstallationStore(
+                    settings.slack_client_id,
+                    runtime.engine,
+                    bots_table_name=oauth.BOTS_TABLE,
+                    installations_table_name=oauth.INSTALLATIONS_TABLE,
+                ),
+                state_store=SQLAlchemyOAuthStateStore(
+                    expiration_seconds=600, engine=runtime.engine, table_name=oauth.OAUTH_STATES_TABLE
+                ),
+            ),
+            **common,
+        )
+    else:
+        app = RapportApp(token=settings.slack_bot_token, token_verification_enabled=token_verification, **common)
+
+    _wire_middleware(app, runtime)
+    app.error(_handle_error)
+    app.crm_router = handlers.register_all(app)
+    return app
+
+
+def _wire_middleware(app: App, runtime: Runtime) -> None:
+    known_workspaces: set[str] = set()
+
+    @app.middleware
+    def attach_runtime(context, body, next):
+        context["runtime"] = runtime
+        team_id = context.get("team_id") or context.get("enterprise_id")
+        if team_id and team_id not in known_workspaces:
+            with session_scope(runtime.engine) as session:
+                ensure_workspace(session, workspace_id=team_id, now=runtime.clock.now())
+            known_workspaces.add(team_id)
+        return next()
+
+    @app.middleware
+    def skip_event_retries(body, context, next):
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            with session_scope(runtime.engine) as session:
+                first = first_delivery(
+                    session,
+                    event_id=event_id,
+                    workspace_id=context.get("team_id") or "",
+                    now=runtime.clock.now(),
+                )
+            if not first:
+                log.info("event %s already handled; Slack retry ignored", event_id)
+                return BoltResponse(status=200, body="")
+        return next()
+
+
+def user_message(error: Exception) -> tuple[str, str | None]:
+    """The words a user sees for an error (escaped mrkdwn) and, for unexpected ones, a reference for the log."""
+    if isinstance(error, RapportError):
+        return escape_mrkdwn(error.user_text()), None
+    reference = uuid.uuid4().hex[:8]
+    return (
+        f":warning: Something went wrong on our side and nothing was saved. Please try again; "
+        f"if it keeps happening, tell your admin the reference `{reference}`.",
+        reference,
+    )
+
+
+def _handle_error(error, body, logger, response, respond, client, context):
+    text, reference = user_message(error)
+    if reference:
+        logger.error("unhandled error (ref %s) in %s", reference, body.get("type") or "command", exc_info=error)
+    payload_type = body.get("type")
+    if payload_type == "view_submission" and isinstance(error, BadInput):
+        # Shown under the field when the service named one, otherwise on the first input block.
+        field = getattr(error, "field", None) or _first_input_block(body)
+        if field and response is not None:
+            return _json_response({"response_action": "errors", "errors": {field: error.message[:150]}})
+    if response is not None and "command" in body:
+        return _json_response({"response_type": "ephemeral", "text": text})
+    if body.get("response_url") or body.get("response_urls"):
+        respond(text=text, response_type="ephemeral", replace_original=False)
+        return None
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if user and channel:
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception:  # the error is already logged; failing to tell the user must not raise again
+            logger.warning("could not tell %s about an error", user, exc_info=True)
+    elif user:
+        try:
+            client.chat_postMessage(channel=user, text=text)
+        except Exception:
+            logger.warning("could not tell %s about an error", user, exc_info=True)
+    return None
+
+
+def _first_input_block(body: dict) -> str | None:
+    for block in (body.get("view") or {}).get("blocks", []):
+        if block.get("type") == "input":
+            return block.get("block_id")
+    return None
+
+
+def _json_response(payload: dict) -> BoltResponse:
+    return BoltResponse(
+        status=200, body=json.dumps(payload), headers={"content-type": ["application/json;charset=utf-8"]}
+    )

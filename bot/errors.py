@@ -1,0 +1,37 @@
+"""Domain errors whose messages a user can read; the global error handler turns them into ephemeral replies."""
+
+
+class RapportError(Exception):
+    """Base of every error a user may see. `message` is said as is, `hint` (usage, example) follows it."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def user_text(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class BadInput(RapportError):
+    """The command or form was not understood; nothing was written. `field`: the modal input to blame."""
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class NotFound(RapportError):
+    """A named thing does not exist in this workspace; `suggestions` are the closest names."""
+
+    def __init__(self, message: str, *, suggestions: list[str] | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.suggestions = suggestions or []
+
+
+class Ambiguous(NotFound):
+    """A name matched several things."""
+
+
+class PermissionDenied(RapportError):
+    """The caller may read but not change this."""

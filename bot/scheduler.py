@@ -1,0 +1,58 @@
+"""APScheduler as a clock only: every process runs the same ticks; the rows in the database decide what is due."""
+
+import logging
+from collections.abc import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.db import session_scope
+from bot.runtime import Runtime
+from bot.services.events import forget_old_events
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[Runtime], None]
+
+
+def _forget_old_events(runtime: Runtime) -> None:
+    with session_scope(runtime.engine) as session:
+        forget_old_events(session, now=runtime.clock.now())
+
+
+# (name, seconds between runs, function). Features add their ticks here; each must be safe to run in
+# several processes at once and to run late.
+TICKS: list[tuple[str, int, Tick]] = [
+    ("forget-old-events", 3600, _forget_old_events),
+]
+
+
+def run_due_work(runtime: Runtime) -> None:
+    """Run every tick once, now: used by the console's `advance` and by tests to move time."""
+    for name, _interval, tick in TICKS:
+        _run_safely(name, tick, runtime)
+
+
+def _run_safely(name: str, tick: Tick, runtime: Runtime) -> None:
+    try:
+        tick(runtime)
+    except Exception:  # one failing tick must not stop the others; it runs again at its next interval
+        log.exception("scheduled work %s failed; it will run again", name)
+
+
+def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    for name, interval, tick in TICKS:
+        scheduler.add_job(
+            _run_safely,
+            "interval",
+            seconds=interval,
+            args=[name, tick, runtime],
+            id=name,
+            replace_existing=True,
+            misfire_grace_time=interval,
+        )
+    scheduler.start()
+    # Work that fell due while every process was down is picked up at once, not at the first interval.
+    for name, _interval, tick in TICKS:
+        scheduler.add_job(_run_safely, args=[name, tick, runtime], id=f"{name}-at-start")
+    return scheduler

@@ -1,0 +1,50 @@
+"""Serving: HTTP mode (waitress, /slack/events, /healthz, OAuth routes) or Socket Mode."""
+
+import json
+import logging
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import text
+
+log = logging.getLogger(__name__)
+
+HTTP_THREADS = 16
+
+
+class WsgiApp:
+    """Bolt's WSGI handler plus a health check that also asks the database."""
+
+    def __init__(self, app: App, engine):
+        self.bolt = SlackRequestHandler(app)
+        self.engine = engine
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self._health(start_response)
+        return self.bolt(environ, start_response)
+
+    def _health(self, start_response):
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            status, body = "200 OK", {"ok": True}
+        except Exception as exc:  # health checks report, they do not raise
+            status, body = "503 Service Unavailable", {"ok": False, "error": type(exc).__name__}
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def serve_http(app: App, engine, *, host: str, port: int, threads: int = HTTP_THREADS) -> None:
+    from waitress import serve
+
+    log.info("Rapport listening on http://%s:%d (POST /slack/events, GET /healthz)", host, port)
+    serve(WsgiApp(app, engine), host=host, port=port, threads=threads, ident="rapport", _quiet=True)
+
+
+def serve_socket_mode(app: App, app_token: str) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    log.info("Rapport connecting to Slack in Socket Mode")
+    SocketModeHandler(app, app_token).start()

@@ -1,0 +1,13 @@
+"""Thin Bolt listeners, one module per feature; `register_all` is the one place they are wired."""
+
+from slack_bolt import App
+
+from handlers import crm, help
+
+
+def register_all(app: App) -> crm.Router:
+    router = crm.Router()
+    crm.register(app, router)
+    for feature in (help,):
+        feature.register(app, router)
+    return router

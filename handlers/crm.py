@@ -1,0 +1,139 @@
+"""The `/crm` command: one listener that reads the subcommand and hands the rest to the feature that owns it."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rapidfuzz import process as fuzzy
+from slack_bolt import Ack, App, Respond
+
+from bot.errors import BadInput
+from bot.runtime import Runtime
+from bot.slack.text import Token, UnclosedQuote, tokenize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reply:
+    """What a subcommand answers: ephemeral to the caller unless `in_channel`."""
+
+    text: str
+    blocks: list | None = None
+    in_channel: bool = False
+
+    def payload(self) -> dict:
+        body = {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
+        if self.blocks is not None:
+            body["blocks"] = self.blocks
+        return body
+
+
+@dataclass
+class Command:
+    """One `/crm` invocation, parsed: the words after the subcommand and who asked where."""
+
+    runtime: Runtime
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    text: str
+    sub: str
+    args: list[Token]
+    body: dict
+    client: object
+    respond: Respond
+    ack: Ack
+    trigger_id: str | None = None
+    acked: bool = False
+
+    def ack_now(self) -> None:
+        """Acknowledge before slow work (opening a modal, posting to a channel); answer later via respond."""
+        if not self.acked:
+            self.ack()
+            self.acked = True
+
+
+@dataclass
+class Subcommand:
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[Command], Reply | None]
+    examples: list[str] = field(default_factory=list)
+    aliases: tuple[str, ...] = ()
+    group: str = "Customers"
+
+    def usage_hint(self) -> str:
+        lines = [f"Usage: `{self.usage}`"]
+        if self.examples:
+            lines.append("Example: `" + self.examples[0] + "`")
+        return "\n".join(lines)
+
+
+class Router:
+    """The subcommands that exist; `/crm help` lists exactly these."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Subcommand] = {}
+        self.subcommands: list[Subcommand] = []
+
+    def add(self, subcommand: Subcommand) -> None:
+        for name in (subcommand.name, *subcommand.aliases):
+            if name in self._by_name:
+                raise ValueError(f"/crm {name} registered twice")
+            self._by_name[name] = subcommand
+        self.subcommands.append(subcommand)
+
+    def find(self, name: str) -> Subcommand | None:
+        return self._by_name.get(name.lower())
+
+    def suggest(self, name: str) -> list[str]:
+        matches = fuzzy.extract(name.lower(), list(self._by_name), limit=3, score_cutoff=60)
+        return [match[0] for match in matches]
+
+    def parse(self, text: str) -> tuple[Subcommand | None, str, list[Token]]:
+        try:
+            tokens = tokenize(text)
+        except UnclosedQuote as exc:
+            raise BadInput(f"I could not read that: {exc}.", hint='Put names with spaces in quotes: `"Acme Corp"`.') from None
+        if not tokens:
+            return self.find("help"), "help", []
+        sub = tokens[0].text.lower()
+        return self.find(sub), sub, tokens[1:]
+
+
+def register(app: App, router: Router) -> None:
+    @app.command("/crm")
+    def crm_command(ack: Ack, body: dict, context, client, respond: Respond):
+        runtime: Runtime = context["runtime"]
+        text = body.get("text") or ""
+        subcommand, sub, args = router.parse(text)
+        if subcommand is None:
+            suggestions = router.suggest(sub)
+            hint = "Try " + ", ".join(f"`/crm {s}`" for s in suggestions) + "." if suggestions else ""
+            raise BadInput(
+                f"There is no `/crm {sub}`. {hint}".strip(), hint="`/crm help` lists every subcommand."
+            )
+        command = Command(
+            runtime=runtime,
+            workspace_id=context["team_id"],
+            user_id=body["user_id"],
+            channel_id=body.get("channel_id", ""),
+            text=text,
+            sub=sub,
+            args=args,
+            body=body,
+            client=client,
+            respond=respond,
+            ack=ack,
+            trigger_id=body.get("trigger_id"),
+        )
+        reply = subcommand.run(command)
+        if command.acked:
+            if reply is not None:
+                respond(**reply.payload())
+        elif reply is None:
+            ack()
+        else:
+            ack(**reply.payload())

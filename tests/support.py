@@ -1,0 +1,79 @@
+"""Test helpers that read like the product: people run commands, click buttons, and read what Rapport said."""
+
+import json
+
+from bot.app import build_app
+from bot.runtime import Runtime
+from bot.slack import presets
+from bot.slack.fake import validate_message_blocks
+from bot.slack.simulate import Person, SlackSimulator, TrackingExecutor
+
+PEOPLE = {p.key: Person(id=p.id, name=p.name, team_id=p.team_id) for p in presets.PEOPLE}
+
+
+class SlackHarness:
+    def __init__(self, runtime: Runtime, fake, *, signing_secret: str):
+        self.runtime = runtime
+        self.fake = fake
+        self.executor = TrackingExecutor()
+        self.app = build_app(runtime, listener_executor=self.executor)
+        base = fake.response_url("x").rsplit("/", 1)[0]
+        self.sim = SlackSimulator(self.app, signing_secret=signing_secret, team_id=presets.HOME_TEAM,
+                                  response_url_base=base)
+
+    @property
+    def router(self):
+        return self.app.crm_router
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    def wait(self) -> None:
+        self.executor.wait_idle()
+        if self.executor.errors:
+            raise AssertionError(f"a listener raised: {self.executor.errors!r}")
+
+    def person(self, key: str) -> Person:
+        return PEOPLE[key]
+
+    def command(self, who: str, text: str, *, channel: str = "C0SALES") -> dict:
+        """Run `/crm <text>` and return what the caller saw: the ack body, or the first respond() if acked empty."""
+        before = len(self.fake.calls("response_url"))
+        response = self.sim.command(self.person(who), channel, text)
+        assert response.status == 200, (response.status, response.body)
+        self.wait()
+        body = response.json() if response.body else None
+        if body:
+            check_message(body)
+            return body
+        later = self.fake.calls("response_url")[before:]
+        if later:
+            return later[0].args
+        return {}
+
+
+def check_message(payload: dict) -> None:
+    """A message Slack would refuse is a failing test."""
+    blocks = payload.get("blocks")
+    if blocks is not None:
+        errors = validate_message_blocks(blocks)
+        assert not errors, json.dumps(errors, indent=1)
+    assert payload.get("text") or blocks, "a message needs text or blocks"
+
+
+def text_of(payload: dict) -> str:
+    """All the human-visible text in a message: its text and every text object of its blocks."""
+    parts = [payload.get("text") or ""]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
+                parts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(payload.get("blocks") or [])
+    return "\n".join(parts)

@@ -1,0 +1,69 @@
+"""The foundation: signed requests through the real Bolt dispatch, /crm help, errors, event retries."""
+
+import json
+import time
+
+from bot.slack.simulate import sign
+from tests.support import text_of
+
+
+def test_a_rep_asks_for_help_and_sees_every_subcommand(slack):
+    reply = slack.command("alice", "help")
+    assert reply["response_type"] == "ephemeral"
+    shown = text_of(reply)
+    for subcommand in slack.router.subcommands:
+        assert subcommand.usage.replace("<", "&lt;").replace(">", "&gt;") in shown
+
+
+def test_crm_with_no_words_is_help(slack):
+    assert "/crm help" in text_of(slack.command("alice", ""))
+
+
+def test_an_unknown_subcommand_suggests_the_closest(slack):
+    reply = slack.command("alice", "hepl")
+    assert reply["response_type"] == "ephemeral"
+    assert "`/crm help`" in reply["text"]
+    assert "There is no `/crm hepl`" in reply["text"]
+
+
+def test_an_unclosed_quote_is_explained(slack):
+    reply = slack.command("alice", 'help "Acme')
+    assert "not closed" in reply["text"]
+
+
+def test_a_request_with_a_bad_signature_is_refused(slack):
+    body = "command=%2Fcrm&text=help&team_id=T0RAPPORT&user_id=U0ALICE"
+    headers = {"content-type": "application/x-www-form-urlencoded", **sign("wrong-secret", body)}
+    from slack_bolt import BoltRequest
+
+    assert slack.app.dispatch(BoltRequest(body=body, headers=headers)).status == 401
+
+
+def test_a_stale_request_is_refused_even_when_signed(slack):
+    from slack_bolt import BoltRequest
+
+    body = "command=%2Fcrm&text=help&team_id=T0RAPPORT&user_id=U0ALICE"
+    stale = int(time.time()) - 6 * 60
+    headers = {"content-type": "application/x-www-form-urlencoded", **sign(slack.sim.secret, body, stale)}
+    assert slack.app.dispatch(BoltRequest(body=body, headers=headers)).status == 401
+
+
+def test_slack_retrying_an_event_does_not_repeat_it(slack):
+    seen = []
+    slack.app.event("reaction_added")(lambda event: seen.append(event["reaction"]))
+    event = {"type": "reaction_added", "user": "U0ALICE", "reaction": "tada", "item": {}, "event_ts": "1.0"}
+    assert slack.sim.event(event, event_id="Ev0001").status == 200
+    assert slack.sim.event(event, event_id="Ev0001", retry_num=1).status == 200
+    slack.wait()
+    assert seen == ["tada"]
+
+
+def test_an_unexpected_error_gives_a_friendly_reply_and_no_trace(slack, caplog):
+    def explode(command):
+        raise RuntimeError("database on fire")
+
+    slack.router.find("help").run = explode
+    reply = slack.command("alice", "help")
+    assert "Something went wrong on our side" in reply["text"]
+    assert "database on fire" not in json.dumps(reply)
+    assert "database on fire" in caplog.text
