@@ -1,9 +1,9 @@
 """build_app(runtime) -> App: the one place middleware, the error handler and every listener are wired."""
 
 import json
-from concurrent.futures import Executor, ThreadPoolExecutor
 import logging
 import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
@@ -12,11 +12,10 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
 from bot.db import session_scope
-from bot.errors import BadInput, RapportError
+from bot.errors import RapportError
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
-from bot.slack.text import escape_mrkdwn
 from models import oauth
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,8 @@ def build_app(
             **common,
         )
     else:
-        app = RapportApp(token=settings.slack_bot_token, token_verification_enabled=token_verification, **common)
+        # The token travels in runtime.client (Bolt takes it from there).
+        app = RapportApp(token_verification_enabled=token_verification, **common)
 
     _wire_middleware(app, runtime)
     app.error(_handle_error)
@@ -116,7 +116,7 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 def user_message(error: Exception) -> tuple[str, str | None]:
     """The words a user sees for an error (escaped mrkdwn) and, for unexpected ones, a reference for the log."""
     if isinstance(error, RapportError):
-        return escape_mrkdwn(error.user_text()), None
+        return error.mrkdwn(), None
     reference = uuid.uuid4().hex[:8]
     return (
         f":warning: Something went wrong on our side and nothing was saved. Please try again; "
@@ -129,12 +129,12 @@ def _handle_error(error, body, logger, response, respond, client, context):
     text, reference = user_message(error)
     if reference:
         logger.error("unhandled error (ref %s) in %s", reference, body.get("type") or "command", exc_info=error)
-    payload_type = body.get("type")
-    if payload_type == "view_submission" and isinstance(error, BadInput):
-        # Shown under the field when the service named one, otherwise on the first input block.
+    if body.get("type") == "view_submission" and response is not None:
+        # Keep the modal open with the reason under the field, so nothing typed is lost.
         field = getattr(error, "field", None) or _first_input_block(body)
-        if field and response is not None:
-            return _json_response({"response_action": "errors", "errors": {field: error.message[:150]}})
+        if field:
+            plain = error.user_text() if isinstance(error, RapportError) else "Something went wrong; please try again."
+            return _json_response({"response_action": "errors", "errors": {field: plain[:300]}})
     if response is not None and "command" in body:
         return _json_response({"response_type": "ephemeral", "text": text})
     if body.get("response_url") or body.get("response_urls"):

@@ -1,5 +1,7 @@
 """Domain errors whose messages a user can read; the global error handler turns them into ephemeral replies."""
 
+from bot.slack.text import escape_mrkdwn
+
 
 class RapportError(Exception):
     """Base of every error a user may see. `message` is said as is, `hint` (usage, example) follows it."""
@@ -11,6 +13,10 @@ class RapportError(Exception):
 
     def user_text(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+    def mrkdwn(self) -> str:
+        """Safe to post: everything escaped, since messages quote what users typed."""
+        return escape_mrkdwn(self.user_text())
 
 
 class BadInput(RapportError):
@@ -34,4 +40,14 @@ class Ambiguous(NotFound):
 
 
 class PermissionDenied(RapportError):
-    """The caller may read but not change this."""
+    """The caller may read but not change this. `allowed` are the user ids who can, shown as mentions."""
+
+    def __init__(self, message: str, *, allowed: list[str] | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.allowed = allowed or []
+
+    def mrkdwn(self) -> str:
+        text = super().mrkdwn()
+        if self.allowed:
+            text += "\nWho can: " + ", ".join(f"<@{user}>" for user in self.allowed) + " and workspace admins."
+        return text

@@ -2,12 +2,12 @@
 
 from slack_bolt import App
 
-from handlers import crm, help
+from handlers import crm, customers, forms, help
 
 
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help,):
+    for feature in (help, customers, forms):
         feature.register(app, router)
     return router

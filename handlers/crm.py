@@ -2,14 +2,19 @@
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from rapidfuzz import process as fuzzy
 from slack_bolt import Ack, App, Respond
 
+from bot.db import session_scope
 from bot.errors import BadInput
 from bot.runtime import Runtime
-from bot.slack.text import Token, UnclosedQuote, tokenize
+from bot.services.customers import Actor
+from bot.services.workspaces import get_workspace
+from bot.slack import people
+from bot.slack.text import Token, UnclosedQuote, escape_mrkdwn, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +28,8 @@ class Reply:
     in_channel: bool = False
 
     def payload(self) -> dict:
-        body = {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
+        # `text` is the notification fallback and Slack parses it as mrkdwn: it names customers, so escape it.
+        body = {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": escape_mrkdwn(self.text)}
         if self.blocks is not None:
             body["blocks"] = self.blocks
         return body
@@ -46,6 +52,19 @@ class Command:
     ack: Ack
     trigger_id: str | None = None
     acked: bool = False
+
+    @property
+    def now(self):
+        return self.runtime.clock.now()
+
+    @contextmanager
+    def work(self):
+        """One database transaction with this workspace: all of it is written, or none of it."""
+        with session_scope(self.runtime.engine) as session:
+            yield session, get_workspace(session, self.workspace_id)
+
+    def actor(self) -> Actor:
+        return people.actor(self.runtime, self.client, workspace_id=self.workspace_id, user_id=self.user_id)
 
     def ack_now(self) -> None:
         """Acknowledge before slow work (opening a modal, posting to a channel); answer later via respond."""

@@ -16,6 +16,7 @@ class Customer(SQLModel, table=True):
         UniqueConstraint("workspace_id", "name_key", name="uq_customer_workspace_name"),
         Index("ix_customer_workspace_owner", "workspace_id", "owner_id"),
         Index("ix_customer_workspace_tier", "workspace_id", "tier"),
+        Index("ix_customer_workspace_revisit", "workspace_id", "revisit_due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -33,6 +34,9 @@ class Customer(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
     # Kept up to date by log_touch so revisits and the engagement score need no scan of touches.
     last_touch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # last touch (or creation) + the tier's cadence; recomputed when either changes. Orders `list` and
+    # finds due revisits with an index instead of date arithmetic that differs between databases.
+    revisit_due_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Contact(SQLModel, table=True):

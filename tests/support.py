@@ -21,6 +21,19 @@ class SlackHarness:
         self.sim = SlackSimulator(self.app, signing_secret=signing_secret, team_id=presets.HOME_TEAM,
                                   response_url_base=base)
 
+    def session(self):
+        from sqlmodel import Session
+
+        return Session(self.runtime.engine)
+
+    def in_workspace(self, team_id: str) -> "SlackHarness":
+        """The same app seen from another Slack workspace (multi-workspace isolation)."""
+        other = object.__new__(SlackHarness)
+        other.__dict__.update(self.__dict__)
+        other.sim = SlackSimulator(self.app, signing_secret=self.sim.secret, team_id=team_id,
+                                   response_url_base=self.sim.response_url_base)
+        return other
+
     @property
     def router(self):
         return self.app.crm_router
@@ -37,6 +50,7 @@ class SlackHarness:
         return PEOPLE[key]
 
     def command(self, who: str, text: str, *, channel: str = "C0SALES") -> dict:
+        text = text.removeprefix("/crm ")
         """Run `/crm <text>` and return what the caller saw: the ack body, or the first respond() if acked empty."""
         before = len(self.fake.calls("response_url"))
         response = self.sim.command(self.person(who), channel, text)
@@ -59,6 +73,27 @@ def check_message(payload: dict) -> None:
         errors = validate_message_blocks(blocks)
         assert not errors, json.dumps(errors, indent=1)
     assert payload.get("text") or blocks, "a message needs text or blocks"
+    for text in mrkdwn_texts(payload):
+        for ping in ("<!channel", "<!here", "<!everyone", "<!subteam"):
+            assert ping not in text, f"a message would ping {ping}>: {text[:200]!r}"
+
+
+def mrkdwn_texts(payload: dict) -> list[str]:
+    """The texts Slack parses for mentions: the top-level text and every mrkdwn text object."""
+    texts = [payload.get("text") or ""]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+                texts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(payload.get("blocks") or [])
+    return texts
 
 
 def text_of(payload: dict) -> str:

@@ -1,12 +1,14 @@
 """Jinja2 templates → Block Kit. Every value a template prints must go through a filter that escapes it."""
 
 import json
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from bot.services.vocabulary import human, level_label
 from bot.slack.text import escape_mrkdwn
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -38,9 +40,69 @@ def to_json(value) -> Fragment:
     return Fragment(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def raw_mrkdwn(value: str) -> Fragment:
-    """mrkdwn built by our own code (mentions like <@U1>, links) that must not be escaped again."""
-    return Fragment(json.dumps(str(value), ensure_ascii=False))
+def raw_mrkdwn(value: str, limit: int = 3000) -> Fragment:
+    """mrkdwn assembled in a template from |esc pieces and our own markup (mentions, dates), cut safely."""
+    return Fragment(json.dumps(_cut_mrkdwn(str(value), limit), ensure_ascii=False))
+
+
+def _cut_mrkdwn(text: str, limit: int) -> str:
+    """Cut at a line break when possible, never inside an entity (&amp;) or markup (<@U1>)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    newline = cut.rfind("\n")
+    if newline > limit // 2:
+        cut = cut[:newline]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = cut.rfind(opener)
+        if start >= 0 and cut.find(closer, start) < 0:
+            cut = cut[:start]
+    return cut + ELLIPSIS
+
+
+def pack(lines, size: int = 2900, max_chunks: int = 45) -> list[str]:
+    """Join lines into texts of at most `size` characters (one section each), at most `max_chunks` of them;
+    what does not fit is said in the last one rather than silently dropped."""
+    chunks: list[str] = []
+    current = ""
+    for index, line in enumerate(lines):
+        line = _cut_mrkdwn(line, size)
+        if current and len(current) + 1 + len(line) > size:
+            if len(chunks) == max_chunks - 1:
+                chunks.append(current + f"\n…and {len(lines) - index} more")
+                return chunks
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def esc(value, limit: int | None = None) -> str:
+    """A piece of user text for a |raw_mrkdwn line: cut first (so no entity is split), then escaped."""
+    return escape_mrkdwn(_truncate(str(value), limit))
+
+
+def user(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "nobody"
+
+
+def channel(channel_id: str | None) -> str:
+    return f"<#{channel_id}>" if channel_id else "none"
+
+
+def slack_date(moment: datetime | None, style: str = "{date_short_pretty} {time}") -> str:
+    """Shown in each reader's own time zone by Slack; the fallback (old clients, notifications) is UTC."""
+    if moment is None:
+        return "never"
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{style}|{fallback}>"
+
+
+def day(moment: datetime | None) -> str:
+    return slack_date(moment, "{date_short_pretty}")
 
 
 def _finalize(value):
@@ -93,7 +155,13 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(mrkdwn=mrkdwn, plain=plain, json=to_json, raw_mrkdwn=raw_mrkdwn)
+    env.filters.update(
+        mrkdwn=mrkdwn, plain=plain, json=to_json, raw_mrkdwn=raw_mrkdwn, esc=esc, pack=pack, user=user, channel=channel,
+        date=slack_date, day=day, human=human, level=level_label,
+    )
+    from bot.slack.lines import FILTERS  # lines.py builds on the filters above
+
+    env.filters.update(FILTERS)
     return env
 
 

@@ -28,20 +28,28 @@ class Token:
 
     @property
     def user_id(self) -> str | None:
-        match = None if self.quoted else _USER.match(self.text)
-        return match.group(1) if match else None
+        return None if self.quoted else user_id_in(self.text)
 
     @property
     def channel_id(self) -> str | None:
-        match = None if self.quoted else _CHANNEL.match(self.text)
-        return match.group(1) if match else None
+        return None if self.quoted else channel_id_in(self.text)
 
-    def option(self, name: str) -> str | None:
-        """`tier:key` → "key" for name "tier"; None when this word is not that option."""
-        if self.quoted:
+    def option(self) -> tuple[str, str] | None:
+        """`tier:key` → ("tier", "key"); None for a quoted word or one without a colon."""
+        if self.quoted or ":" not in self.text or self.text.startswith("<"):
             return None
-        prefix = name + ":"
-        return self.text[len(prefix) :] if self.text.lower().startswith(prefix) else None
+        name, _, value = self.text.partition(":")
+        return name.lower(), value
+
+
+def user_id_in(text: str) -> str | None:
+    match = _USER.match(text)
+    return match.group(1) if match else None
+
+
+def channel_id_in(text: str) -> str | None:
+    match = _CHANNEL.match(text)
+    return match.group(1) if match else None
 
 
 class UnclosedQuote(ValueError):
@@ -80,8 +88,14 @@ def tokenize(text: str) -> list[Token]:
                 continue
         j = i
         while j < n and not text[j].isspace():
+            if text[j] == "<":  # `owner:<@U1|Ann Lee>`: a mention inside a word may hold spaces
+                close = text.find(">", j)
+                if close > 0:
+                    j = close + 1
+                    continue
             j += 1
-        tokens.append(Token(unescape_slack(text[i:j]), end=j))
+        word = text[i:j]
+        tokens.append(Token(word if "<" in word else unescape_slack(word), end=j))
         i = j
     return tokens
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 13:04:40.839165
+Create Date: 2026-11-22 13:08:45.849980
 """
 
 from collections.abc import Sequence
@@ -127,12 +127,14 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', models.types.UTCDateTime(), nullable=False),
     sa.Column('last_touch_at', models.types.UTCDateTime(), nullable=True),
+    sa.Column('revisit_due_at', models.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workspace_id', 'name_key', name='uq_customer_workspace_name')
     )
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.create_index('ix_customer_workspace_owner', ['workspace_id', 'owner_id'], unique=False)
+        batch_op.create_index('ix_customer_workspace_revisit', ['workspace_id', 'revisit_due_at'], unique=False)
         batch_op.create_index('ix_customer_workspace_tier', ['workspace_id', 'tier'], unique=False)
 
     op.create_table('digest_run',
@@ -390,6 +392,7 @@ def downgrade() -> None:
     op.drop_table('digest_run')
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.drop_index('ix_customer_workspace_tier')
+        batch_op.drop_index('ix_customer_workspace_revisit')
         batch_op.drop_index('ix_customer_workspace_owner')
 
     op.drop_table('customer')

@@ -1,0 +1,161 @@
+"""Read models for Slack surfaces: the customer card, the urgent-first account list, App Home."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from bot.services.customers import contact_names, history
+from bot.services.scores import format_score, survey_score
+from models import (
+    Contact,
+    Customer,
+    HealthSnapshot,
+    Interaction,
+    RelationshipChange,
+    Reminder,
+    Survey,
+    SurveyResponse,
+    Workspace,
+)
+from models.enums import ContactRole, ReminderKind, ReminderStatus, Tier
+
+OPEN_REMINDER = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
+ROLE_ORDER = {role.value: index for index, role in enumerate(ContactRole)}
+
+
+@dataclass
+class SurveyResult:
+    kind: str
+    score: float | None
+    answers: int
+    at: datetime
+
+    @property
+    def label(self) -> str:
+        return format_score(self.kind, self.score, self.answers)
+
+
+@dataclass
+class Card:
+    customer: Customer
+    contacts: list[Contact]
+    touches: list[Interaction]
+    touch_contacts: dict[int, str]
+    followups: list[Reminder]
+    latest_survey: SurveyResult | None
+    health: HealthSnapshot | None
+    changes: list[RelationshipChange]
+    change_contacts: dict[int, str]
+    revisit_overdue: bool
+
+
+def customer_card(session: Session, *, workspace: Workspace, customer: Customer, now: datetime,
+                  touches: int = 5, changes: int = 5) -> Card:
+    contacts = list(session.exec(select(Contact).where(Contact.customer_id == customer.id)).all())
+    contacts.sort(key=lambda c: (ROLE_ORDER.get(c.role, 99), -c.level, c.name_key))
+    recent = list(
+        session.exec(
+            select(Interaction)
+            .where(Interaction.customer_id == customer.id)
+            .order_by(Interaction.at.desc(), Interaction.id.desc())
+            .limit(touches)
+        ).all()
+    )
+    followups = list(
+        session.exec(
+            select(Reminder)
+            .where(Reminder.customer_id == customer.id, Reminder.kind == ReminderKind.followup,
+                   Reminder.status.in_(OPEN_REMINDER))
+            .order_by(Reminder.due_at)
+            .limit(5)
+        ).all()
+    )
+    recent_changes = history(session, customer=customer, limit=changes)
+    return Card(
+        customer=customer,
+        contacts=contacts,
+        touches=recent,
+        touch_contacts=contact_names(session, {t.contact_id for t in recent if t.contact_id}),
+        followups=followups,
+        latest_survey=latest_survey(session, customer_id=customer.id),
+        health=latest_health(session, customer_id=customer.id),
+        changes=recent_changes,
+        change_contacts=contact_names(session, {c.contact_id for c in recent_changes if c.contact_id}),
+        revisit_overdue=customer.revisit_due_at <= now,
+    )
+
+
+def latest_survey(session: Session, *, customer_id: int) -> SurveyResult | None:
+    """The newest survey that has answers: its score, number of answers and date."""
+    survey = session.exec(
+        select(Survey)
+        .where(Survey.customer_id == customer_id,
+               select(SurveyResponse.id).where(SurveyResponse.survey_id == Survey.id).exists())
+        .order_by(Survey.created_at.desc())
+        .limit(1)
+    ).first()
+    if survey is None:
+        return None
+    scores = session.exec(select(SurveyResponse.score).where(SurveyResponse.survey_id == survey.id)).all()
+    return SurveyResult(kind=survey.kind, score=survey_score(survey.kind, scores), answers=len(scores),
+                        at=survey.closed_at or survey.created_at)
+
+
+def latest_health(session: Session, *, customer_id: int) -> HealthSnapshot | None:
+    return session.exec(
+        select(HealthSnapshot)
+        .where(HealthSnapshot.customer_id == customer_id)
+        .order_by(HealthSnapshot.week_start.desc())
+        .limit(1)
+    ).first()
+
+
+@dataclass
+class AccountLine:
+    customer: Customer
+    overdue_followups: int = 0
+    open_followups: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+LIST_SCOPES = ("mine", "key", "at-risk", "all")
+
+
+def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id: str, now: datetime,
+                  limit: int = 20) -> tuple[list[AccountLine], int]:
+    """Most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit. (lines, total)."""
+    overdue = (
+        select(Reminder.customer_id, func.count().label("n"))
+        .where(Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
+               Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now)
+        .group_by(Reminder.customer_id)
+        .subquery()
+    )
+    overdue_count = func.coalesce(overdue.c.n, 0)
+    query = (
+        select(Customer, overdue_count)
+        .outerjoin(overdue, overdue.c.customer_id == Customer.id)
+        .where(Customer.workspace_id == workspace.id)
+    )
+    if scope == "mine":
+        query = query.where(Customer.owner_id == user_id)
+    elif scope == "key":
+        query = query.where(Customer.tier == Tier.key)
+    elif scope == "at-risk":
+        # Until the health score exists for every account, "at risk" is what the rep can act on now:
+        # overdue follow-ups or a revisit already missed. The health issue refines this with the score.
+        query = query.where(or_(overdue.c.n > 0, Customer.revisit_due_at <= now))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(overdue_count.desc(), Customer.revisit_due_at, Customer.id).limit(limit)).all()
+    lines = []
+    for customer, overdue_n in rows:
+        line = AccountLine(customer=customer, overdue_followups=overdue_n)
+        if overdue_n:
+            line.reasons.append(f"{overdue_n} overdue follow-up" + ("s" if overdue_n > 1 else ""))
+        if customer.revisit_due_at <= now:
+            days = (now - (customer.last_touch_at or customer.created_at)).days
+            line.reasons.append(f"no touch for {days} days" if customer.last_touch_at else "never touched")
+        lines.append(line)
+    return lines, total

@@ -1,0 +1,29 @@
+"""Names as people type them: folded for matching (case, width, accents kept), checked for what we can store."""
+
+import unicodedata
+
+from bot.errors import BadInput
+
+# PostgreSQL text cannot hold NUL; other control characters would break Slack's rendering.
+_FORBIDDEN = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
+
+
+def name_key(name: str) -> str:
+    """The form names are compared in: NFKC (full-width → ASCII), case-folded, white space collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def clean_text(value: str, *, what: str, limit: int, required: bool = True, single_line: bool = False) -> str:
+    """Trimmed text, or BadInput saying what is wrong with it; nothing is silently changed or cut."""
+    value = value.strip()
+    if required and not value:
+        raise BadInput(f"The {what} is empty.")
+    bad = sorted({ch for ch in value if ch in _FORBIDDEN})
+    if bad:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
+        raise BadInput(f"The {what} contains a control character ({shown}) that cannot be stored; remove it.")
+    if single_line and ("\n" in value or "\r" in value):
+        raise BadInput(f"The {what} must be on one line.")
+    if len(value) > limit:
+        raise BadInput(f"The {what} is {len(value):,} characters long; the limit is {limit:,}.")
+    return value

@@ -1,0 +1,37 @@
+"""What we know about Slack people (time zone, admin flags, team), cached from users.info."""
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from models import SlackUser
+
+FRESH_FOR = timedelta(hours=12)
+
+
+def cached_person(session: Session, *, workspace_id: str, user_id: str, now: datetime) -> SlackUser | None:
+    """The cached profile while fresh; None when it must be asked of Slack again."""
+    person = session.get(SlackUser, (workspace_id, user_id))
+    if person is None or now - person.fetched_at > FRESH_FOR:
+        return None
+    return person
+
+
+def remember_person(session: Session, *, workspace_id: str, info: dict, now: datetime) -> SlackUser:
+    """Store a users.info `user` object (only the fields we use)."""
+    profile = info.get("profile") or {}
+    person = session.get(SlackUser, (workspace_id, info["id"])) or SlackUser(
+        workspace_id=workspace_id, user_id=info["id"], fetched_at=now
+    )
+    person.team_id = info.get("team_id")
+    person.name = (profile.get("display_name") or info.get("real_name") or info.get("name") or "")[:200]
+    person.email = profile.get("email")
+    person.tz = info.get("tz") or "UTC"
+    person.is_admin = bool(info.get("is_admin"))
+    person.is_owner = bool(info.get("is_owner"))
+    person.is_restricted = bool(info.get("is_restricted") or info.get("is_ultra_restricted"))
+    person.is_bot = bool(info.get("is_bot"))
+    person.deleted = bool(info.get("deleted"))
+    person.fetched_at = now
+    session.add(person)
+    return person

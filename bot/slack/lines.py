@@ -1,0 +1,53 @@
+"""One-line mrkdwn renderings of domain rows, shared by the card, lists, Home and the digest."""
+
+import re
+
+from bot.services.vocabulary import human, level_label
+from bot.slack.render import day, esc, user
+
+_SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+
+
+def contact_line(contact) -> str:
+    line = f"• *{esc(contact.name, 60)}*, {human(contact.role)}, {level_label(contact.level)}"
+    if contact.slack_user_id:
+        line += f" · {user(contact.slack_user_id)}"
+    return line
+
+
+def link(url: str | None, label: str) -> str:
+    return f" · <{url}|{label}>" if url and _SAFE_URL.match(url) else ""
+
+
+def touch_line(touch, contact_names: dict) -> str:
+    who = f" with {esc(contact_names[touch.contact_id], 40)}" if touch.contact_id in contact_names else ""
+    summary = esc(" ".join(touch.summary.split()), 160)
+    return f"• {day(touch.at)} · {touch.kind} by {user(touch.by_user)}{who} — {summary}{link(touch.link, 'message')}"
+
+
+def followup_line(reminder) -> str:
+    note = esc(" ".join(reminder.note.split()), 150) or "follow up"
+    return f"• {day(reminder.due_at)} — {note} ({user(reminder.owner_id)})"
+
+
+def change_line(change, contact_names: dict) -> str:
+    if change.field == "owner":
+        before = user(change.from_value) if change.from_value else "nobody"
+        what = f"owner {before} → {user(change.to_value)}"
+    elif change.field == "level":
+        name = esc(contact_names.get(change.contact_id, "someone"), 40)
+        to = level_label(int(change.to_value))
+        what = f"{name} added at {to}" if change.from_value is None else f"{name} {change.from_value} → {to}"
+    else:
+        label = {"org": "org relationship"}.get(change.field, change.field)
+        what = f"{label} {human(change.from_value or '—')} → {human(change.to_value)}"
+    reason = f" ({esc(change.reason, 120)})" if change.reason else ""
+    return f"{day(change.at)} {what} by {user(change.by_user)}{reason}"
+
+
+FILTERS = {
+    "contact_line": contact_line,
+    "touch_line": touch_line,
+    "followup_line": followup_line,
+    "change_line": change_line,
+}

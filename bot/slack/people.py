@@ -1,0 +1,33 @@
+"""Looking people up in Slack (users.info) through the cache, for permissions and time zones."""
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+
+from bot.db import session_scope
+from bot.runtime import Runtime
+from bot.services.customers import Actor
+from bot.services.people import cached_person, remember_person
+from models import SlackUser
+
+log = logging.getLogger(__name__)
+
+
+def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        person = cached_person(session, workspace_id=workspace_id, user_id=user_id, now=now)
+    if person is not None:
+        return person
+    try:
+        info = client.users_info(user=user_id)["user"]
+    except SlackApiError as exc:
+        log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
+        return None
+    with session_scope(runtime.engine) as session:
+        return remember_person(session, workspace_id=workspace_id, info=info, now=now)
+
+
+def actor(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Actor:
+    person = lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    return Actor(user_id=user_id, is_admin=bool(person and (person.is_admin or person.is_owner)))

@@ -1,0 +1,277 @@
+"""/crm add, show, list, log, contact, level, org, stage, tier, owner, history: customers and relationship state."""
+
+from bot.errors import BadInput
+from bot.services import customers as svc
+from bot.services.card import LIST_SCOPES, list_accounts
+from bot.services.vocabulary import choices, human, level_label, parse_choice
+from bot.slack.render import day, esc, render, user
+from bot.slack.text import rest_after
+from handlers import forms
+from handlers.args import channel_option, joined, split, user_option
+from handlers.cards import card_reply
+from handlers.crm import Command, Reply, Router, Subcommand
+from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+
+
+def _need(words, count: int, subcommand: Subcommand) -> None:
+    if len(words) < count:
+        raise BadInput("Something is missing.", hint=subcommand.usage_hint())
+
+
+# -- add -------------------------------------------------------------------------------------------------
+
+ADD = Subcommand(
+    name="add",
+    usage="/crm add <name> [tier:key|general|longtail] [stage:…] [org:…] [owner:@user] [channel:#chan]",
+    summary="create a customer (no arguments: a form)",
+    examples=['/crm add "Acme Corp" tier:key owner:@alice channel:#acme-shared', "/crm add Globex"],
+    run=lambda command: add(command),
+)
+
+
+def add(command: Command) -> Reply | None:
+    if not command.args:
+        command.ack_now()
+        forms.open_customer_form(command.runtime, command.client, trigger_id=command.trigger_id,
+                                 workspace_id=command.workspace_id, user_id=command.user_id)
+        return None
+    args = split(command.args, options={"tier", "stage", "org", "owner", "channel"}, usage=ADD.usage_hint())
+    if args.users or args.channels:
+        raise BadInput("Give the owner as `owner:@name` and the channel as `channel:#name`.", hint=ADD.usage_hint())
+    name = joined(args.words)
+    if not name:
+        raise BadInput("The customer needs a name.", hint=ADD.usage_hint())
+    options = args.options
+    with command.work() as (session, workspace):
+        customer = svc.create_customer(
+            session,
+            workspace=workspace,
+            name=name,
+            by=command.user_id,
+            now=command.now,
+            tier=parse_choice(Tier, options["tier"]) if "tier" in options else Tier.general,
+            stage=parse_choice(Stage, options["stage"]) if "stage" in options else Stage.prospect,
+            org_relationship=parse_choice(OrgRelationship, options["org"]) if "org" in options
+            else OrgRelationship.vendor,
+            owner_id=user_option(options["owner"]) if "owner" in options else None,
+            channel_id=channel_option(options["channel"]) if "channel" in options else None,
+        )
+        return card_reply(session, workspace, customer, command.now, notice=f":white_check_mark: Added by {user(command.user_id)}.")
+
+
+# -- show / list / history --------------------------------------------------------------------------------
+
+SHOW = Subcommand(
+    name="show",
+    usage="/crm show <customer>",
+    summary="the customer card: relationship, decision chain, touches, follow-ups, survey, health",
+    examples=['/crm show "Acme Corp"', "/crm show acme"],
+    run=lambda command: show(command),
+    aliases=("card",),
+)
+
+
+def show(command: Command) -> Reply:
+    if not command.args:
+        raise BadInput("Which customer?", hint=SHOW.usage_hint())
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=joined(command.args))
+        return card_reply(session, workspace, customer, command.now)
+
+
+LIST = Subcommand(
+    name="list",
+    usage="/crm list [mine|key|at-risk|all]",
+    summary="accounts, most urgent first (default: mine)",
+    examples=["/crm list", "/crm list at-risk"],
+    run=lambda command: list_(command),
+    aliases=("ls",),
+)
+
+
+def list_(command: Command) -> Reply:
+    scope = command.args[0].text.lower() if command.args else "mine"
+    if scope not in LIST_SCOPES or len(command.args) > 1:
+        raise BadInput(f"`/crm list` shows {', '.join(LIST_SCOPES)}.", hint=LIST.usage_hint())
+    with command.work() as (session, workspace):
+        lines, total = list_accounts(session, workspace=workspace, scope=scope, user_id=command.user_id,
+                                     now=command.now)
+    blocks = render("customer_list.j2", lines=lines, total=total, scope=scope)
+    return Reply(text=f"{total} customers ({scope})", blocks=blocks)
+
+
+HISTORY = Subcommand(
+    name="history",
+    usage="/crm history <customer>",
+    summary="every change of tier, stage, levels, org relationship and owner",
+    examples=['/crm history "Acme Corp"'],
+    run=lambda command: history(command),
+)
+
+
+def history(command: Command) -> Reply:
+    if not command.args:
+        raise BadInput("Which customer?", hint=HISTORY.usage_hint())
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=joined(command.args))
+        changes = svc.history(session, customer=customer)
+        names = svc.contact_names(session, {c.contact_id for c in changes if c.contact_id})
+    blocks = render("history.j2", customer=customer, changes=changes, contact_names=names)
+    return Reply(text=f"History of {customer.name}: {len(changes)} changes", blocks=blocks)
+
+
+# -- log -------------------------------------------------------------------------------------------------
+
+LOG = Subcommand(
+    name="log",
+    usage="/crm log <customer> <call|meeting|visit|email|message|note> <summary…>",
+    summary="record a touchpoint; the next revisit moves",
+    examples=['/crm log "Acme Corp" call Talked renewal with Li Wei, wants a proposal by Friday'],
+    run=lambda command: log(command),
+)
+
+
+def log(command: Command) -> Reply:
+    _need(command.args, 3, LOG)
+    customer_word, kind_word = command.args[0], command.args[1]
+    summary = rest_after(command.text, kind_word)
+    kind = parse_choice(TouchKind, kind_word.text)
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        svc.log_touch(session, workspace=workspace, customer=customer, kind=kind, summary=summary,
+                      by=command.user_id, now=command.now)
+        notice = (f":white_check_mark: Logged a {kind.value} with *{esc(customer.name, 80)}*. "
+                  f"Next revisit: {day(customer.revisit_due_at)}.")
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+# -- decision chain and relationship state ----------------------------------------------------------------
+
+CONTACT = Subcommand(
+    name="contact",
+    usage="/crm contact <customer> <name> [role:…] [level:1-5] [@user]",
+    summary="add or update a person in the decision chain",
+    examples=['/crm contact "Acme Corp" "Li Wei" role:decision_maker level:4 @liwei'],
+    run=lambda command: contact(command),
+)
+
+
+def contact(command: Command) -> Reply:
+    args = split(command.args, options={"role", "level", "user"}, usage=CONTACT.usage_hint())
+    _need(args.words, 2, CONTACT)
+    if len(args.users) > 1:
+        raise BadInput("One Slack user per contact.", hint=CONTACT.usage_hint())
+    slack_user = args.users[0] if args.users else (user_option(args.options["user"], what="user")
+                                                  if "user" in args.options else None)
+    actor = command.actor()
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=args.words[0].text)
+        person, created = svc.set_contact(
+            session, workspace=workspace, customer=customer, name=joined(args.words[1:]), actor=actor,
+            now=command.now, role=args.options.get("role"), level=args.options.get("level"),
+            slack_user_id=slack_user,
+        )
+        verb = "Added" if created else "Updated"
+        notice = (f":white_check_mark: {verb} *{esc(person.name, 60)}*, {human(person.role)}, "
+                  f"{level_label(person.level)}, at *{esc(customer.name, 80)}*.")
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+LEVEL = Subcommand(
+    name="level",
+    usage="/crm level <customer> <contact> <1-5|contact|acceptance|favorable|supportive|exclusive> [reason…]",
+    summary="move a person's key relationship level (kept in history)",
+    examples=['/crm level "Acme Corp" "Li Wei" supportive after the workshop'],
+    run=lambda command: level(command),
+)
+
+
+def level(command: Command) -> Reply:
+    _need(command.args, 3, LEVEL)
+    customer_word, contact_word, level_word = command.args[:3]
+    reason = rest_after(command.text, level_word) or None
+    value = parse_choice(RelationshipLevel, level_word.text)
+    actor = command.actor()
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        person, before = svc.change_level(session, workspace=workspace, customer=customer,
+                                          contact_query=contact_word.text, level=str(int(value)), actor=actor,
+                                          now=command.now, reason=reason)
+        if before == int(value):
+            notice = f"{esc(person.name, 60)} is already {level_label(before)}; nothing changed."
+        else:
+            arrow = ":arrow_up:" if int(value) > before else ":arrow_down:"
+            notice = f"{arrow} *{esc(person.name, 60)}*: {level_label(before)} → {level_label(int(value))}."
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+def _state_subcommand(name: str, field: HistoryField, enum, summary: str, example: str) -> Subcommand:
+    usage = f"/crm {name} <customer> <{'|'.join(m.value for m in enum)}> [reason…]"
+
+    def run(command: Command) -> Reply:
+        _need(command.args, 2, subcommand)
+        customer_word, value_word = command.args[:2]
+        value = parse_choice(enum, value_word.text)
+        reason = rest_after(command.text, value_word) or None
+        actor = command.actor()
+        with command.work() as (session, workspace):
+            customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+            change = svc.change_state(session, workspace=workspace, customer=customer, field=field,
+                                      value=value.value, actor=actor, now=command.now, reason=reason)
+            label = {"org": "org relationship"}.get(name, name)
+            if change is None:
+                notice = f"{esc(customer.name, 80)} is already {human(value.value)}; nothing changed."
+            else:
+                notice = (f":white_check_mark: *{esc(customer.name, 80)}* {label}: "
+                          f"{human(change.from_value or '—')} → {human(change.to_value)}.")
+            return card_reply(session, workspace, customer, command.now, notice=notice)
+
+    subcommand = Subcommand(name=name, usage=usage, summary=summary, examples=[example], run=run,
+                            group="Relationship")
+    return subcommand
+
+
+TIER = _state_subcommand("tier", HistoryField.tier, Tier, "change the customer tier",
+                         '/crm tier "Acme Corp" key renewal doubled')
+STAGE = _state_subcommand("stage", HistoryField.stage, Stage, "change the lifecycle stage",
+                          '/crm stage "Acme Corp" active contract signed')
+ORG = _state_subcommand("org", HistoryField.org, OrgRelationship, "change the organizational relationship",
+                        '/crm org "Acme Corp" key_supplier')
+
+OWNER = Subcommand(
+    name="owner",
+    usage="/crm owner <customer> @user [reason…]",
+    summary="hand the account to someone else",
+    examples=['/crm owner "Acme Corp" @bob taking over APAC'],
+    run=lambda command: owner(command),
+    group="Relationship",
+)
+
+
+def owner(command: Command) -> Reply:
+    _need(command.args, 2, OWNER)
+    customer_word, user_word = command.args[:2]
+    if not user_word.user_id:
+        raise BadInput("Name the new owner as @someone.", hint=OWNER.usage_hint())
+    reason = rest_after(command.text, user_word) or None
+    actor = command.actor()
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        change = svc.change_state(session, workspace=workspace, customer=customer, field=HistoryField.owner,
+                                  value=user_word.user_id, actor=actor, now=command.now, reason=reason)
+        if change is None:
+            notice = f"{user(user_word.user_id)} already owns {esc(customer.name, 80)}."
+        else:
+            notice = f":white_check_mark: {esc(customer.name, 80)} now belongs to {user(user_word.user_id)}."
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+def register(app, router: Router) -> None:
+    for subcommand in (ADD, SHOW, LIST, LOG, CONTACT, HISTORY):
+        router.add(subcommand)
+    for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER):
+        router.add(subcommand)
+    LEVEL.group = "Relationship"
+
+
+__all__ = ["ContactRole", "choices"]

@@ -1,0 +1,214 @@
+"""Modals and card buttons for customers: add/edit, log touch (also from any message), decision chain, picker."""
+
+import logging
+
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+from sqlmodel import select
+
+from bot.db import session_scope
+from bot.errors import BadInput, NotFound
+from bot.runtime import Runtime
+from bot.services import customers as svc
+from bot.services.vocabulary import human, level_label
+from bot.services.workspaces import get_workspace
+from bot.slack import people
+from bot.slack.render import render
+from bot.slack.state import metadata, read_state
+from handlers.cards import card_reply
+from models import Contact, Customer
+from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+
+log = logging.getLogger(__name__)
+
+CHOICES = {
+    "tiers": [(t.value, human(t.value)) for t in Tier],
+    "stages": [(s.value, human(s.value)) for s in Stage],
+    "orgs": [(o.value, human(o.value).replace("key supplier", "key supplier")) for o in OrgRelationship],
+    "kinds": [(k.value, k.value) for k in TouchKind],
+    "roles": [(r.value, human(r.value)) for r in ContactRole],
+    "levels": [(str(int(level)), level_label(int(level))) for level in RelationshipLevel],
+}
+PICKER_LIMIT = 100  # Slack shows at most 100 options
+
+
+def _customer(session, workspace_id: str, customer_id) -> Customer:
+    customer = session.get(Customer, int(customer_id)) if str(customer_id or "").isdigit() else None
+    if customer is None or customer.workspace_id != workspace_id:
+        raise NotFound("That customer no longer exists.")
+    return customer
+
+
+def _team(body: dict, context) -> str:
+    return context.get("team_id") or (body.get("view") or {}).get("app_installed_team_id")
+
+
+# -- opening the forms -----------------------------------------------------------------------------------
+
+
+def open_customer_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, user_id: str,
+                       customer_id: int | None = None) -> None:
+    customer = None
+    if customer_id is not None:
+        with session_scope(runtime.engine) as session:
+            customer = _customer(session, workspace_id, customer_id)
+    client.views_open(trigger_id=trigger_id,
+                      view=render("customer_form.j2", customer=customer, user_id=user_id, **CHOICES))
+
+
+def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | None = None,
+                    summary: str | None = None, link: str | None = None, kind: str = "call",
+                    push: bool = False) -> None:
+    customer, contacts = None, []
+    if customer_id is not None:
+        with session_scope(runtime.engine) as session:
+            customer = _customer(session, workspace_id, customer_id)
+            contacts = [(str(c.id), c.name[:75]) for c in session.exec(
+                select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.name).limit(100))]
+    meta = {"customer_id": customer.id if customer else None, "link": link}
+    view = render("touch_form.j2", customer=customer, contacts=contacts, meta=meta, kind=kind,
+                  summary=(summary or "")[:2000] or None, **CHOICES)
+    (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
+
+
+def open_contact_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int) -> None:
+    with session_scope(runtime.engine) as session:
+        customer = _customer(session, workspace_id, customer_id)
+    client.views_open(trigger_id=trigger_id, view=render("contact_form.j2", customer=customer, **CHOICES))
+
+
+# -- listeners -------------------------------------------------------------------------------------------
+
+
+def register(app: App, router) -> None:
+    @app.action("card.open")
+    def open_card(ack: Ack, body, context, client, respond):
+        ack()
+        runtime: Runtime = context["runtime"]
+        team = _team(body, context)
+        with session_scope(runtime.engine) as session:
+            workspace = get_workspace(session, team)
+            customer = _customer(session, team, body["actions"][0]["value"])
+            reply = card_reply(session, workspace, customer, runtime.clock.now())
+        if body.get("container", {}).get("type") == "view":
+            view = {"type": "modal", "title": {"type": "plain_text", "text": "Customer"},
+                    "close": {"type": "plain_text", "text": "Close"}, "blocks": reply.blocks}
+            opener = client.views_push if body.get("view", {}).get("type") == "modal" else client.views_open
+            opener(trigger_id=body["trigger_id"], view=view)
+        else:
+            respond(**reply.payload(), replace_original=False)
+
+    @app.action("card.log_touch")
+    def log_touch_button(ack: Ack, body, context, client):
+        ack()
+        open_touch_form(context["runtime"], client, trigger_id=body["trigger_id"], workspace_id=_team(body, context),
+                        customer_id=int(body["actions"][0]["value"]),
+                        push=body.get("view", {}).get("type") == "modal")
+
+    @app.action("card.edit")
+    def edit_button(ack: Ack, body, context, client):
+        ack()
+        open_customer_form(context["runtime"], client, trigger_id=body["trigger_id"],
+                           workspace_id=_team(body, context), user_id=body["user"]["id"],
+                           customer_id=int(body["actions"][0]["value"]))
+
+    @app.action("card.contact")
+    def contact_button(ack: Ack, body, context, client):
+        ack()
+        open_contact_form(context["runtime"], client, trigger_id=body["trigger_id"],
+                          workspace_id=_team(body, context), customer_id=int(body["actions"][0]["value"]))
+
+    @app.shortcut("log_to_customer")
+    def log_message_shortcut(ack: Ack, shortcut, context, client):
+        ack()
+        message = shortcut.get("message") or {}
+        channel = (shortcut.get("channel") or {}).get("id")
+        link = None
+        try:
+            link = client.chat_getPermalink(channel=channel, message_ts=message.get("ts"))["permalink"]
+        except SlackApiError as exc:  # the touch is still worth logging without its link
+            log.warning("no permalink for %s/%s: %s", channel, message.get("ts"), exc.response.get("error"))
+        open_touch_form(context["runtime"], client, trigger_id=shortcut["trigger_id"],
+                        workspace_id=context["team_id"], summary=message.get("text") or "", link=link,
+                        kind="message")
+
+    @app.options("customer_picker")
+    def customer_picker(ack: Ack, body, context):
+        runtime: Runtime = context["runtime"]
+        with session_scope(runtime.engine) as session:
+            found = svc.search_customers(session, workspace_id=_team(body, context), query=body.get("value") or "",
+                                         limit=PICKER_LIMIT)
+        ack(options=[{"text": {"type": "plain_text", "text": c.name[:75]}, "value": str(c.id)} for c in found])
+
+    @app.view("customer_form")
+    def customer_form_submitted(ack: Ack, body, context, client):
+        runtime: Runtime = context["runtime"]
+        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        values, meta = read_state(view), metadata(view)
+        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id)
+        now = runtime.clock.now()
+        with session_scope(runtime.engine) as session:
+            workspace = get_workspace(session, team)
+            if meta.get("customer_id") is None:
+                svc.create_customer(session, workspace=workspace, name=values.get("name") or "", by=user_id,
+                                    now=now, tier=values["tier"], stage=values["stage"],
+                                    org_relationship=values["org"], owner_id=values.get("owner"),
+                                    channel_id=values.get("channel"))
+            else:
+                customer = _customer(session, team, meta["customer_id"])
+                svc.rename_customer(session, workspace=workspace, customer=customer, name=values.get("name") or "",
+                                    actor=actor, now=now)
+                for field, key in ((HistoryField.tier, "tier"), (HistoryField.stage, "stage"),
+                                   (HistoryField.org, "org"), (HistoryField.owner, "owner")):
+                    if values.get(key):
+                        svc.change_state(session, workspace=workspace, customer=customer, field=field,
+                                         value=values[key], actor=actor, now=now, reason="edited in the form")
+                if values.get("channel") != customer.channel_id:
+                    svc.set_channel(session, workspace=workspace, customer=customer,
+                                    channel_id=values.get("channel"), actor=actor, now=now)
+        ack()
+
+    @app.view("touch_form")
+    def touch_form_submitted(ack: Ack, body, context):
+        runtime: Runtime = context["runtime"]
+        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        values, meta = read_state(view), metadata(view)
+        now = runtime.clock.now()
+        with session_scope(runtime.engine) as session:
+            workspace = get_workspace(session, team)
+            customer_id = meta.get("customer_id") or values.get("customer")
+            if not customer_id:
+                raise BadInput("Pick a customer.", field="customer")
+            customer = _customer(session, team, customer_id)
+            contact = None
+            if values.get("contact"):
+                contact = session.get(Contact, int(values["contact"]))
+                if contact is None or contact.customer_id != customer.id:
+                    raise BadInput("That person is not in this customer's decision chain.", field="contact")
+            try:
+                svc.log_touch(session, workspace=workspace, customer=customer, kind=values.get("kind") or "",
+                              summary=values.get("summary") or "", by=user_id, now=now, contact=contact,
+                              link=meta.get("link"))
+            except BadInput as exc:
+                exc.field = exc.field or "summary"
+                raise
+            view = render("touch_logged.j2", customer=customer, kind=values.get("kind"))
+        ack(response_action="update", view=view)
+
+    @app.view("contact_form")
+    def contact_form_submitted(ack: Ack, body, context, client):
+        runtime: Runtime = context["runtime"]
+        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        values, meta = read_state(view), metadata(view)
+        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id)
+        with session_scope(runtime.engine) as session:
+            workspace = get_workspace(session, team)
+            customer = _customer(session, team, meta.get("customer_id"))
+            try:
+                svc.set_contact(session, workspace=workspace, customer=customer, name=values.get("name") or "",
+                                actor=actor, now=runtime.clock.now(), role=values.get("role"),
+                                level=values.get("level"), slack_user_id=values.get("user"))
+            except BadInput as exc:
+                exc.field = exc.field or "name"
+                raise
+        ack()

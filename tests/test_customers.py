@@ -1,0 +1,103 @@
+"""Customers through /crm: a rep adds, finds, touches and moves relationships; history keeps every change."""
+
+from sqlmodel import select
+
+from tests.support import mrkdwn_texts, text_of
+
+
+def test_a_rep_adds_a_key_customer_and_sees_its_card(slack):
+    reply = slack.command("alice", '/crm add "Acme Corp" tier:key owner:<@U0ALICE|alice> channel:<#C0ACME|acme-shared>'
+                          .removeprefix("/crm "))
+    shown = text_of(reply)
+    assert "Acme Corp" in shown
+    assert "key" in shown and "<@U0ALICE>" in shown and "<#C0ACME>" in shown
+    buttons = [e["text"]["text"] for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons[:4] == ["Log touch", "Remind me", "Send survey", "Edit"]
+
+
+def test_names_resolve_by_prefix_case_and_width(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    slack.command("alice", 'add "Globex"')
+    assert "Acme Corp" in text_of(slack.command("alice", "show acme"))
+    assert "Acme Corp" in text_of(slack.command("alice", "show ＡＣＭＥ"))  # full-width letters
+
+
+def test_an_ambiguous_or_unknown_name_answers_with_the_closest(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    slack.command("alice", 'add "Acme Labs"')
+    ambiguous = slack.command("alice", "show acme")
+    assert "matches several customers" in ambiguous["text"]
+    assert "Acme Corp" in ambiguous["text"] and "Acme Labs" in ambiguous["text"]
+    unknown = slack.command("alice", "show acne")
+    assert "No customer named" in unknown["text"] and "Acme" in unknown["text"]
+
+
+def test_cjk_and_accented_names(slack):
+    slack.command("alice", 'add "北京科技有限公司" tier:key')
+    slack.command("alice", 'add "Société Générale"')
+    assert "北京科技有限公司" in text_of(slack.command("alice", "show 北京"))
+    assert "Société Générale" in text_of(slack.command("alice", "show société"))
+
+
+def test_a_rep_logs_a_call_and_the_revisit_moves(slack, clock):
+    from datetime import timedelta
+
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    clock.advance(timedelta(days=10))
+    reply = slack.command("alice", 'log "Acme Corp" call Talked renewal with Li Wei, wants a proposal')
+    shown = text_of(reply)
+    assert "Logged a call" in shown
+    assert "Talked renewal with Li Wei, wants a proposal" in shown
+    with slack.session() as session:
+        from models import Customer
+
+        customer = session.exec(select(Customer)).one()
+        assert customer.last_touch_at == clock.now()
+        assert customer.revisit_due_at == clock.now() + timedelta(days=14)
+
+
+def test_the_decision_chain_shows_roles_and_levels(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    slack.command("alice", 'contact "Acme Corp" "Li Wei" role:decision_maker level:4')
+    card = text_of(slack.command("alice", "show acme"))
+    assert "*Li Wei*, decision maker, supportive (4/5)" in card
+
+
+def test_every_change_goes_into_history(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    slack.command("alice", 'contact acme "Li Wei" role:decision_maker level:2')
+    slack.command("alice", 'level acme "li" 4 after the workshop')
+    slack.command("alice", "tier acme key renewal doubled")
+    slack.command("alice", "stage acme active")
+    slack.command("alice", "org acme key_supplier")
+    slack.command("alice", "owner acme <@U0BOB|bob> taking over APAC")
+    shown = text_of(slack.command("alice", "history acme"))
+    for expected in ["Li Wei 2 → supportive (4/5)", "after the workshop", "tier general → key", "renewal doubled",
+                     "stage prospect → active", "org relationship vendor → key supplier",
+                     "owner <@U0ALICE> → <@U0BOB>", "taking over APAC"]:
+        assert expected in shown
+
+
+def test_only_the_owner_managers_and_admins_change_state(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    refused = slack.command("bob", "tier acme key")
+    assert "only" in refused["text"] and "<@U0ALICE>" in refused["text"]
+    assert "key" not in text_of(slack.command("bob", "show acme")).split("*Tier*\n")[1][:10]
+    assert "→ key" in text_of(slack.command("mei", "tier acme key"))  # mei is a workspace admin
+
+
+def test_hostile_names_are_stored_faithfully_and_ping_nobody(slack):
+    hostile = "<!channel> & <@U0MEI> \u202eevil 😀 数据"
+    reply = slack.command("alice", f'add "{hostile}"')
+    assert "&lt;!channel&gt; &amp; &lt;@U0MEI&gt;" in "\n".join(mrkdwn_texts(reply))
+    assert not any("<!channel>" in text or "<@U0MEI>" in text for text in mrkdwn_texts(reply))
+    with slack.session() as session:
+        from models import Customer
+
+        assert session.exec(select(Customer)).one().name == hostile
+
+
+def test_a_workspace_sees_only_its_own_customers(slack):
+    slack.command("alice", 'add "Acme Corp"')
+    other = slack.in_workspace("T0OTHER")
+    assert "No customer named" in other.command("alice", "show acme")["text"]
