@@ -68,7 +68,10 @@ def console(
     """A local Slack simulator in the terminal: no Slack account needed."""
     from bot.console import run_console
 
-    run_console(_settings(), script=script)
+    settings = _settings()
+    # Unhandled-request hints from Bolt are noise in the simulator; real errors still show.
+    logging.getLogger("slack_bolt").setLevel(logging.ERROR)
+    raise typer.Exit(run_console(settings, script=script))
 
 
 @cli.command()

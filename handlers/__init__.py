@@ -2,12 +2,12 @@
 
 from slack_bolt import App
 
-from handlers import crm, customers, forms, help
+from handlers import config, crm, customers, forms, help
 
 
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help, customers, forms):
+    for feature in (help, customers, forms, config):
         feature.register(app, router)
     return router

@@ -101,3 +101,13 @@ def test_a_workspace_sees_only_its_own_customers(slack):
     slack.command("alice", 'add "Acme Corp"')
     other = slack.in_workspace("T0OTHER")
     assert "No customer named" in other.command("alice", "show acme")["text"]
+
+
+def test_an_admin_configures_the_workspace_and_a_rep_cannot(slack):
+    assert "only the managers and workspace admins" in slack.command("alice", "config cadence key 10")["text"]
+    assert "Revisit key accounts after 10 days" in text_of(slack.command("mei", "config cadence key 10"))
+    assert "Managers: <@U0BOB>" in text_of(slack.command("mei", "config managers add <@U0BOB|bob>"))
+    assert "Working hours 08:30-17:30" in text_of(slack.command("bob", "config hours 08:30-17:30"))
+    assert "Did you mean" in slack.command("mei", "config timezone Asia/Shangai")["text"]
+    shown = text_of(slack.command("alice", "config"))
+    assert "key 10 d" in shown and "08:30-17:30" in shown and "<@U0BOB>" in shown

@@ -45,7 +45,28 @@ def change_line(change, contact_names: dict) -> str:
     return f"{day(change.at)} {what} by {user(change.by_user)}{reason}"
 
 
+def home_followup_line(row) -> str:
+    reminder, customer_name = row
+    note = esc(" ".join(reminder.note.split()), 120) or reminder.kind
+    about = f"*{esc(customer_name, 60)}* — " if customer_name else ""
+    return f"• {day(reminder.due_at)} · {about}{note}"
+
+
+def home_survey_line(row) -> str:
+    survey, customer_name, result = row
+    state = "open" if survey.status == "open" else "closed"
+    return f"• *{esc(customer_name, 60)}* · {result.label} · {day(survey.created_at)} ({state})"
+
+
+def config_row(row: tuple[str, str]) -> str:
+    name, value = row
+    return f"*{name}*: {value}"
+
+
 FILTERS = {
+    "config_row": config_row,
+    "home_followup_line": home_followup_line,
+    "home_survey_line": home_survey_line,
     "contact_line": contact_line,
     "touch_line": touch_line,
     "followup_line": followup_line,
