@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Reminder DMs per second from one process (0: no limit); Slack allows short bursts above ~1/s per
+    # channel and a few hundred per minute per workspace.
+    delivery_rate: float = Field(default=10.0, ge=0)
+    delivery_threads: int = Field(default=4, ge=1, le=32)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -19,9 +19,25 @@ def _forget_old_events(runtime: Runtime) -> None:
         forget_old_events(session, now=runtime.clock.now())
 
 
+def _deliver_reminders(runtime: Runtime) -> None:
+    from bot.slack.reminders import Dispatcher
+
+    with Dispatcher(runtime) as dispatcher:
+        dispatcher.tick()
+
+
+def _escalate(runtime: Runtime) -> None:
+    from bot.slack.reminders import Dispatcher
+
+    with Dispatcher(runtime) as dispatcher:
+        dispatcher.escalate()
+
+
 # (name, seconds between runs, function). Features add their ticks here; each must be safe to run in
 # several processes at once and to run late.
 TICKS: list[tuple[str, int, Tick]] = [
+    ("deliver-reminders", 15, _deliver_reminders),
+    ("escalate-reminders", 300, _escalate),
     ("forget-old-events", 3600, _forget_old_events),
 ]
 

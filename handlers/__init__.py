@@ -2,12 +2,12 @@
 
 from slack_bolt import App
 
-from handlers import config, crm, customers, forms, help
+from handlers import config, crm, customers, forms, help, home, reminders
 
 
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help, customers, forms, config):
+    for feature in (help, customers, forms, reminders, home, config):
         feature.register(app, router)
     return router

@@ -32,7 +32,7 @@ CHOICES = {
 PICKER_LIMIT = 100  # Slack shows at most 100 options
 
 
-def _customer(session, workspace_id: str, customer_id) -> Customer:
+def customer_in(session, workspace_id: str, customer_id) -> Customer:
     customer = session.get(Customer, int(customer_id)) if str(customer_id or "").isdigit() else None
     if customer is None or customer.workspace_id != workspace_id:
         raise NotFound("That customer no longer exists.")
@@ -51,7 +51,7 @@ def open_customer_form(runtime: Runtime, client, *, trigger_id: str, workspace_i
     customer = None
     if customer_id is not None:
         with session_scope(runtime.engine) as session:
-            customer = _customer(session, workspace_id, customer_id)
+            customer = customer_in(session, workspace_id, customer_id)
     client.views_open(trigger_id=trigger_id,
                       view=render("customer_form.j2", customer=customer, user_id=user_id, **CHOICES))
 
@@ -62,7 +62,7 @@ def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: 
     customer, contacts = None, []
     if customer_id is not None:
         with session_scope(runtime.engine) as session:
-            customer = _customer(session, workspace_id, customer_id)
+            customer = customer_in(session, workspace_id, customer_id)
             contacts = [(str(c.id), c.name[:75]) for c in session.exec(
                 select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.name).limit(100))]
     meta = {"customer_id": customer.id if customer else None, "link": link}
@@ -71,9 +71,29 @@ def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: 
     (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
 
 
+def open_remind_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int,
+                     push: bool = False) -> None:
+    with session_scope(runtime.engine) as session:
+        customer = customer_in(session, workspace_id, customer_id)
+    (client.views_push if push else client.views_open)(trigger_id=trigger_id,
+                                                       view=render("remind_form.j2", customer=customer))
+
+
+def open_card_modal(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int,
+                    push: bool = False) -> None:
+    """The card in a modal, for surfaces with no channel to answer in (App Home, other modals)."""
+    with session_scope(runtime.engine) as session:
+        workspace = get_workspace(session, workspace_id)
+        customer = customer_in(session, workspace_id, customer_id)
+        reply = card_reply(session, workspace, customer, runtime.clock.now())
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Customer"},
+            "close": {"type": "plain_text", "text": "Close"}, "blocks": reply.blocks}
+    (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
+
+
 def open_contact_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int) -> None:
     with session_scope(runtime.engine) as session:
-        customer = _customer(session, workspace_id, customer_id)
+        customer = customer_in(session, workspace_id, customer_id)
     client.views_open(trigger_id=trigger_id, view=render("contact_form.j2", customer=customer, **CHOICES))
 
 
@@ -85,18 +105,16 @@ def register(app: App, router) -> None:
     def open_card(ack: Ack, body, context, client, respond):
         ack()
         runtime: Runtime = context["runtime"]
-        team = _team(body, context)
+        team, customer_id = _team(body, context), body["actions"][0]["value"]
+        if body.get("container", {}).get("type") == "view":
+            open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
+                            customer_id=customer_id, push=body.get("view", {}).get("type") == "modal")
+            return
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
-            customer = _customer(session, team, body["actions"][0]["value"])
+            customer = customer_in(session, team, customer_id)
             reply = card_reply(session, workspace, customer, runtime.clock.now())
-        if body.get("container", {}).get("type") == "view":
-            view = {"type": "modal", "title": {"type": "plain_text", "text": "Customer"},
-                    "close": {"type": "plain_text", "text": "Close"}, "blocks": reply.blocks}
-            opener = client.views_push if body.get("view", {}).get("type") == "modal" else client.views_open
-            opener(trigger_id=body["trigger_id"], view=view)
-        else:
-            respond(**reply.payload(), replace_original=False)
+        respond(**reply.payload(), replace_original=False)
 
     @app.action("card.log_touch")
     def log_touch_button(ack: Ack, body, context, client):
@@ -150,13 +168,13 @@ def register(app: App, router) -> None:
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
             if meta.get("customer_id") is None:
-                svc.create_customer(session, workspace=workspace, name=values.get("name") or "", by=user_id,
+                svc.createcustomer_in(session, workspace=workspace, name=values.get("name") or "", by=user_id,
                                     now=now, tier=values["tier"], stage=values["stage"],
                                     org_relationship=values["org"], owner_id=values.get("owner"),
                                     channel_id=values.get("channel"))
             else:
-                customer = _customer(session, team, meta["customer_id"])
-                svc.rename_customer(session, workspace=workspace, customer=customer, name=values.get("name") or "",
+                customer = customer_in(session, team, meta["customer_id"])
+                svc.renamecustomer_in(session, workspace=workspace, customer=customer, name=values.get("name") or "",
                                     actor=actor, now=now)
                 for field, key in ((HistoryField.tier, "tier"), (HistoryField.stage, "stage"),
                                    (HistoryField.org, "org"), (HistoryField.owner, "owner")):
@@ -179,7 +197,7 @@ def register(app: App, router) -> None:
             customer_id = meta.get("customer_id") or values.get("customer")
             if not customer_id:
                 raise BadInput("Pick a customer.", field="customer")
-            customer = _customer(session, team, customer_id)
+            customer = customer_in(session, team, customer_id)
             contact = None
             if values.get("contact"):
                 contact = session.get(Contact, int(values["contact"]))
@@ -203,7 +221,7 @@ def register(app: App, router) -> None:
         actor = people.actor(runtime, client, workspace_id=team, user_id=user_id)
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
-            customer = _customer(session, team, meta.get("customer_id"))
+            customer = customer_in(session, team, meta.get("customer_id"))
             try:
                 svc.set_contact(session, workspace=workspace, customer=customer, name=values.get("name") or "",
                                 actor=actor, now=runtime.clock.now(), role=values.get("role"),

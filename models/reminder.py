@@ -36,6 +36,8 @@ class Reminder(SQLModel, table=True):
     dm_channel: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
     escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When a manager was told that this reminder failed for good (so they are told once).
+    failure_reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=32)
     survey_response_id: int | None = Field(default=None, foreign_key="survey_response.id")

@@ -159,3 +159,44 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
             line.reasons.append(f"no touch for {days} days" if customer.last_touch_at else "never touched")
         lines.append(line)
     return lines, total
+
+
+@dataclass
+class Home:
+    accounts: list[AccountLine]
+    total_accounts: int
+    followups: list[tuple[Reminder, str | None]]  # (reminder, customer name)
+    surveys: list[tuple[Survey, str, SurveyResult]]  # (survey, customer name, result)
+
+
+def home(session: Session, *, workspace: Workspace, user_id: str, now: datetime) -> Home:
+    """The user's App Home: their accounts most urgent first, their open follow-ups, recent survey results."""
+    accounts, total = list_accounts(session, workspace=workspace, scope="mine", user_id=user_id, now=now, limit=15)
+    followups = session.exec(
+        select(Reminder, Customer.name)
+        .outerjoin(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.workspace_id == workspace.id, Reminder.owner_id == user_id,
+               Reminder.status.in_(OPEN_REMINDER))
+        .order_by(Reminder.due_at)
+        .limit(10)
+    ).all()
+    recent = session.exec(
+        select(Survey, Customer.name)
+        .join(Customer, Customer.id == Survey.customer_id)
+        .where(Survey.workspace_id == workspace.id, Customer.owner_id == user_id)
+        .order_by(Survey.created_at.desc())
+        .limit(5)
+    ).all()
+    surveys = []
+    if recent:
+        ids = [survey.id for survey, _name in recent]
+        scores: dict[int, list[int]] = {}
+        for survey_id, score in session.exec(
+            select(SurveyResponse.survey_id, SurveyResponse.score).where(SurveyResponse.survey_id.in_(ids))
+        ).all():
+            scores.setdefault(survey_id, []).append(score)
+        for survey, name in recent:
+            answers = scores.get(survey.id, [])
+            surveys.append((survey, name, SurveyResult(kind=survey.kind, score=survey_score(survey.kind, answers),
+                                                       answers=len(answers), at=survey.created_at)))
+    return Home(accounts=accounts, total_accounts=total, followups=list(followups), surveys=surveys)

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
 from bot.services.names import clean_text, name_key
+from bot.services.reminders import cancel_revisits
 from bot.services.vocabulary import WHAT, parse_choice
 from models import Contact, Customer, Interaction, RelationshipChange, Workspace
 from models.customer import NAME_MAX, SUMMARY_MAX
@@ -254,6 +255,7 @@ def log_touch(
     if customer.last_touch_at is None or at > customer.last_touch_at:
         customer.last_touch_at = at
         customer.revisit_due_at = revisit_due(workspace, customer)
+        cancel_revisits(session, customer_id=customer.id, now=now)
     customer.updated_at = now
     session.add(customer)
     session.flush()

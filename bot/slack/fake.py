@@ -511,6 +511,7 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
             "conversations.join": self._conversations_join,
+            "conversations.history": self._conversations_history,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "team.info": self._team_info,
@@ -1066,6 +1067,23 @@ class FakeSlack:
         page = members[start : start + limit]
         next_cursor = str(start + limit) if start + limit < len(members) else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Newest first, like Slack; `oldest` is exclusive. Metadata is returned with include_all_metadata.
+        with self._lock:
+            channel, error = self._resolve(args.get("channel"), post=False)
+            if error:
+                return {"ok": False, "error": error}
+            oldest = float(args.get("oldest") or 0)
+            limit = int(args.get("limit") or 100)
+            with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+            found = [
+                {k: v for k, v in copy.deepcopy(m).items() if with_metadata or k != "metadata"}
+                for ts, m in self._messages.get(channel or "", {}).items()
+                if float(ts) > oldest
+            ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

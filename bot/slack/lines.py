@@ -58,6 +58,23 @@ def home_survey_line(row) -> str:
     return f"• *{esc(customer_name, 60)}* · {result.label} · {day(survey.created_at)} ({state})"
 
 
+def agenda_line(reminder, customer) -> str:
+    name = f"*{esc(customer.name, 80)}*" if customer else "*Follow-up*"
+    if reminder.kind == "revisit":
+        since = day(customer.last_touch_at) if customer and customer.last_touch_at else "never"
+        detail = f"{customer.tier if customer else ''} account · last touch {since}"
+    else:
+        detail = esc(" ".join(reminder.note.split()), 200) or "follow up"
+    line = f"{name} — {detail}"
+    if reminder.status == "done":
+        return f"~{line}~ :white_check_mark:"
+    if reminder.status == "cancelled":
+        return f"~{line}~"
+    if reminder.status == "pending" and reminder.delivered_at:
+        return f"{line}\n_snoozed until {day(reminder.deliver_at)}_"
+    return line
+
+
 def config_row(row: tuple[str, str]) -> str:
     name, value = row
     return f"*{name}*: {value}"
@@ -65,6 +82,7 @@ def config_row(row: tuple[str, str]) -> str:
 
 FILTERS = {
     "config_row": config_row,
+    "agenda_line": agenda_line,
     "home_followup_line": home_followup_line,
     "home_survey_line": home_survey_line,
     "contact_line": contact_line,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 13:08:45.849980
+Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
@@ -328,6 +328,7 @@ def upgrade() -> None:
     sa.Column('dm_channel', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('message_ts', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('escalated_at', models.types.UTCDateTime(), nullable=True),
+    sa.Column('failure_reported_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('done_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('survey_response_id', sa.Integer(), nullable=True),

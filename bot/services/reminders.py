@@ -1,0 +1,301 @@
+"""Follow-ups and revisits: created, claimed once by one process, delivered, done or snoozed, never lost.
+
+The rows are the truth. A dispatcher in every process claims due rows atomically with a lease
+(PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock of BEGIN IMMEDIATE), so a reminder is sent by
+one process only, and the claims of a process that died return to the queue when their lease runs out.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import Session, select
+
+from bot.errors import BadInput, NotFound, PermissionDenied
+from bot.services.names import clean_text
+from bot.services.worktime import WorkingHours
+from models import Customer, Reminder, Workspace
+from models.enums import ReminderKind, ReminderStatus, Tier
+
+NOTE_MAX = 1000
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 8
+LATE_AFTER = timedelta(minutes=15)  # delivered this long after it was due: say it is late
+ESCALATE_AFTER_WORKING_DAYS = 2
+OPEN = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
+# Slack errors that retrying cannot fix: the reminder fails with its reason and a manager is told.
+PERMANENT_ERRORS = {
+    "user_not_found", "account_inactive", "channel_not_found", "is_archived", "not_in_channel",
+    "user_disabled", "cannot_dm_bot", "invalid_auth", "not_authed", "token_revoked", "missing_scope",
+    "invalid_blocks", "msg_too_long", "no_text",
+}
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … capped at 30 min."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 1800))
+
+
+# -- creating and changing ----------------------------------------------------------------------------------
+
+
+def create_followup(
+    session: Session,
+    *,
+    workspace: Workspace,
+    owner_id: str,
+    hours: WorkingHours,
+    due_at: datetime,
+    note: str,
+    by: str,
+    now: datetime,
+    customer: Customer | None = None,
+    source: str = "manual",
+    survey_response_id: int | None = None,
+) -> Reminder:
+    note = clean_text(note, what="note", limit=NOTE_MAX, required=False)
+    deliver_at = hours.move_into(due_at)
+    reminder = Reminder(
+        workspace_id=workspace.id,
+        customer_id=customer.id if customer else None,
+        kind=ReminderKind.followup,
+        source=source,
+        owner_id=owner_id,
+        note=note,
+        due_at=due_at,
+        deliver_at=deliver_at,
+        next_attempt_at=deliver_at,
+        created_by=by,
+        created_at=now,
+        survey_response_id=survey_response_id,
+    )
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+def get_reminder(session: Session, *, workspace_id: str, reminder_id: int) -> Reminder:
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None or reminder.workspace_id != workspace_id:
+        raise NotFound("That reminder no longer exists.")
+    return reminder
+
+
+def _ensure_owner(reminder: Reminder, user_id: str) -> None:
+    if reminder.owner_id != user_id:
+        raise PermissionDenied("This reminder belongs to someone else.", allowed=[reminder.owner_id])
+
+
+def complete(session: Session, *, reminder: Reminder, user_id: str, now: datetime, outcome: str = "done") -> bool:
+    """Done (or cancelled). False when it was already closed (a second click changes nothing)."""
+    _ensure_owner(reminder, user_id)
+    if reminder.status not in OPEN:
+        return False
+    reminder.status = ReminderStatus.cancelled if outcome == "cancelled" else ReminderStatus.done
+    reminder.outcome, reminder.done_at = outcome, now
+    session.add(reminder)
+    return True
+
+
+def snooze(session: Session, *, reminder: Reminder, user_id: str, hours: WorkingHours, delay: timedelta,
+           now: datetime) -> datetime:
+    """Back to the queue, due again after `delay` (moved into working hours)."""
+    _ensure_owner(reminder, user_id)
+    if reminder.status not in OPEN:
+        raise BadInput("This reminder is already closed.")
+    reminder.due_at = now + delay
+    reminder.deliver_at = reminder.next_attempt_at = hours.move_into(reminder.due_at)
+    reminder.status, reminder.outcome = ReminderStatus.pending, f"snoozed {delay.days}d"
+    reminder.claimed_by = reminder.lease_expires_at = None
+    reminder.attempts, reminder.escalated_at, reminder.late = 0, None, False
+    session.add(reminder)
+    return reminder.deliver_at
+
+
+def open_reminders(session: Session, *, workspace_id: str, owner_id: str, limit: int = 20):
+    return session.exec(
+        select(Reminder, Customer.name)
+        .outerjoin(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.workspace_id == workspace_id, Reminder.owner_id == owner_id, Reminder.status.in_(OPEN))
+        .order_by(Reminder.due_at)
+        .limit(limit)
+    ).all()
+
+
+def cancel_revisits(session: Session, *, customer_id: int, now: datetime) -> None:
+    """A logged touch moves the revisit: an undelivered revisit for the customer is no longer due."""
+    session.exec(
+        update(Reminder)
+        .where(Reminder.customer_id == customer_id, Reminder.kind == ReminderKind.revisit,
+               Reminder.status == ReminderStatus.pending)
+        .values(status=ReminderStatus.cancelled, outcome="touched", done_at=now)
+    )
+
+
+# -- revisits ---------------------------------------------------------------------------------------------
+
+
+def plan_revisits(session: Session, *, now: datetime, hours_for, horizon: timedelta = timedelta(hours=36),
+                  limit: int = 5000) -> int:
+    """Rows for customers whose revisit falls due soon and that have no open revisit yet, each to be
+    delivered at the start of the owner's working day it falls on, so one morning agenda carries them all."""
+    open_revisit = (
+        select(Reminder.id)
+        .where(Reminder.customer_id == Customer.id, Reminder.kind == ReminderKind.revisit,
+               Reminder.status.in_(OPEN))
+        .exists()
+    )
+    due = session.exec(
+        select(Customer.id, Customer.workspace_id, Customer.owner_id, Customer.revisit_due_at)
+        .where(Customer.revisit_due_at <= now + horizon, Customer.owner_id.is_not(None),
+               Customer.stage != "churned", ~open_revisit)
+        .order_by(Customer.revisit_due_at)
+        .limit(limit)
+    ).all()
+    for customer_id, workspace_id, owner_id, due_at in due:
+        hours: WorkingHours = hours_for(workspace_id, owner_id)
+        morning = hours.next_start(due_at.astimezone(hours.tz).date())
+        deliver_at = morning if morning >= now else hours.move_into(now)
+        session.add(Reminder(
+            workspace_id=workspace_id, customer_id=customer_id, kind=ReminderKind.revisit, source="revisit",
+            owner_id=owner_id, note="", due_at=due_at, deliver_at=deliver_at, next_attempt_at=deliver_at,
+            created_at=now,
+        ))
+    return len(due)
+
+
+# -- the dispatcher's side --------------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    reminder: Reminder
+    customer: Customer | None
+
+
+def claim_due(session: Session, *, now: datetime, process: str, limit: int = 100,
+              lease: timedelta = LEASE) -> list[Claim]:
+    """Atomically take up to `limit` due rows (or rows whose claimant's lease ran out) for this process."""
+    due = or_(
+        and_(Reminder.status == ReminderStatus.pending, Reminder.next_attempt_at <= now),
+        and_(Reminder.status == ReminderStatus.claimed, Reminder.lease_expires_at < now),
+    )
+    candidates = select(Reminder.id).where(due).order_by(Reminder.next_attempt_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = session.exec(
+        update(Reminder)
+        .where(Reminder.id.in_(candidates.scalar_subquery()), due)
+        .values(status=ReminderStatus.claimed, claimed_by=process, lease_expires_at=now + lease)
+        .returning(Reminder.id)
+    ).scalars().all()
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Reminder, Customer).outerjoin(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.id.in_(ids)).order_by(Reminder.owner_id, Reminder.deliver_at)
+    ).all()
+    return [Claim(reminder=r, customer=c) for r, c in rows]
+
+
+def release(session: Session, *, reminder_id: int, process: str, deliver_at: datetime) -> None:
+    """Give a claimed row back, to be sent at `deliver_at` (moved into the owner's working hours)."""
+    session.exec(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.claimed_by == process, Reminder.status == ReminderStatus.claimed)
+        .values(status=ReminderStatus.pending, claimed_by=None, lease_expires_at=None,
+                deliver_at=deliver_at, next_attempt_at=deliver_at)
+    )
+
+
+def mark_delivered(session: Session, *, reminder_ids: list[int], process: str, now: datetime, channel: str,
+                   ts: str) -> int:
+    """Only the claimant records delivery; a process whose lease ran out finds nothing to update."""
+    result = session.exec(
+        update(Reminder)
+        .where(Reminder.id.in_(reminder_ids), Reminder.claimed_by == process,
+               Reminder.status == ReminderStatus.claimed)
+        .values(status=ReminderStatus.delivered, delivered_at=now, dm_channel=channel, message_ts=ts,
+                lease_expires_at=None, late=Reminder.deliver_at < now - LATE_AFTER, last_error=None)
+    )
+    return result.rowcount or 0
+
+
+def mark_failed(session: Session, *, reminder_ids: list[int], process: str, now: datetime, error: str,
+                retry_after: float | None = None) -> tuple[list[int], list[int]]:
+    """A Slack error: permanent → failed with its reason; otherwise back to the queue with back-off.
+
+    Returns (failed ids, retried ids)."""
+    rows = session.exec(
+        select(Reminder).where(Reminder.id.in_(reminder_ids), Reminder.claimed_by == process,
+                               Reminder.status == ReminderStatus.claimed)
+    ).all()
+    failed, retried = [], []
+    for reminder in rows:
+        reminder.attempts += 1
+        reminder.last_error = error
+        reminder.claimed_by = reminder.lease_expires_at = None
+        if error in PERMANENT_ERRORS or reminder.attempts >= MAX_ATTEMPTS:
+            reminder.status = ReminderStatus.failed
+            failed.append(reminder.id)
+        else:
+            wait = timedelta(seconds=retry_after) if retry_after else backoff(reminder.attempts)
+            reminder.status, reminder.next_attempt_at = ReminderStatus.pending, now + wait
+            retried.append(reminder.id)
+        session.add(reminder)
+    return failed, retried
+
+
+def due_escalations(session: Session, *, now: datetime, hours_for) -> list[Claim]:
+    """Key-account follow-ups delivered and left untouched for 2 working days of their owner."""
+    rows = session.exec(
+        select(Reminder, Customer)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.status == ReminderStatus.delivered, Reminder.kind == ReminderKind.followup,
+               Reminder.escalated_at.is_(None), Customer.tier == Tier.key,
+               Reminder.delivered_at <= now - timedelta(days=ESCALATE_AFTER_WORKING_DAYS))
+        .limit(500)
+    ).all()
+    due = []
+    for reminder, customer in rows:
+        hours: WorkingHours = hours_for(reminder.workspace_id, reminder.owner_id)
+        if hours.add_working_days(reminder.delivered_at, ESCALATE_AFTER_WORKING_DAYS) <= now:
+            due.append(Claim(reminder=reminder, customer=customer))
+    return due
+
+
+def mark_escalated(session: Session, *, reminder_id: int, now: datetime) -> bool:
+    """Claim the escalation: true for the one process that gets to send it."""
+    result = session.exec(
+        update(Reminder).where(Reminder.id == reminder_id, Reminder.escalated_at.is_(None)).values(escalated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def failed_unreported(session: Session, *, limit: int = 100) -> list[Reminder]:
+    return list(session.exec(
+        select(Reminder)
+        .where(Reminder.status == ReminderStatus.failed, Reminder.failure_reported_at.is_(None))
+        .limit(limit)
+    ).all())
+
+
+def mark_failure_reported(session: Session, *, reminder_id: int, now: datetime) -> bool:
+    result = session.exec(
+        update(Reminder).where(Reminder.id == reminder_id, Reminder.failure_reported_at.is_(None))
+        .values(failure_reported_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def count_pending(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Reminder).where(Reminder.status.in_(OPEN))).one()
+
+
+
+def in_message(session: Session, *, channel: str, ts: str) -> list[tuple[Reminder, Customer | None]]:
+    """The reminders a delivered DM carries, to redraw it after a click."""
+    return list(session.exec(
+        select(Reminder, Customer).outerjoin(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.dm_channel == channel, Reminder.message_ts == ts).order_by(Reminder.id)
+    ).all())

@@ -1,0 +1,52 @@
+"""App Home: the user's accounts most urgent first, follow-ups and surveys; refreshed each time it is opened."""
+
+from slack_bolt import Ack, App
+
+from bot.db import session_scope
+from bot.runtime import Runtime
+from bot.services.card import home
+from bot.services.workspaces import get_workspace
+from bot.slack.render import render
+from handlers import forms
+from handlers.crm import Router
+
+
+def publish_home(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
+    with session_scope(runtime.engine) as session:
+        workspace = get_workspace(session, workspace_id)
+        data = home(session, workspace=workspace, user_id=user_id, now=runtime.clock.now())
+    client.views_publish(user_id=user_id, view=render("home.j2", home=data))
+
+
+def register(app: App, router: Router) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event, context, client):
+        if event.get("tab") != "home":  # the event also fires for the Messages tab
+            return
+        publish_home(context["runtime"], client, workspace_id=context["team_id"], user_id=event["user"])
+
+    @app.action("home.refresh")
+    def refresh(ack: Ack, body, context, client):
+        ack()
+        publish_home(context["runtime"], client, workspace_id=context["team_id"], user_id=body["user"]["id"])
+
+    @app.action("home.add_customer")
+    def add_customer(ack: Ack, body, context, client):
+        ack()
+        forms.open_customer_form(context["runtime"], client, trigger_id=body["trigger_id"],
+                                 workspace_id=context["team_id"], user_id=body["user"]["id"])
+
+    @app.action("home.account")
+    def account_menu(ack: Ack, body, context, client):
+        ack()
+        what, _, customer_id = body["actions"][0]["selected_option"]["value"].partition(":")
+        runtime, team = context["runtime"], context["team_id"]
+        if what == "touch":
+            forms.open_touch_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
+                                  customer_id=int(customer_id))
+        elif what == "remind":
+            forms.open_remind_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
+                                   customer_id=int(customer_id))
+        else:
+            forms.open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
+                                  customer_id=int(customer_id))
