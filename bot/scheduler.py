@@ -33,11 +33,18 @@ def _escalate(runtime: Runtime) -> None:
         dispatcher.escalate()
 
 
+def _close_surveys(runtime: Runtime) -> None:
+    from bot.slack.surveys import close_due
+
+    close_due(runtime)
+
+
 # (name, seconds between runs, function). Features add their ticks here; each must be safe to run in
 # several processes at once and to run late.
 TICKS: list[tuple[str, int, Tick]] = [
     ("deliver-reminders", 15, _deliver_reminders),
     ("escalate-reminders", 300, _escalate),
+    ("close-surveys", 60, _close_surveys),
     ("forget-old-events", 3600, _forget_old_events),
 ]
 

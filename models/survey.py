@@ -26,8 +26,10 @@ class Survey(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     closes_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # The response count shown on the message, so chat.update runs only when it changed (rate limits).
+    # The response count shown on the message and when it was last redrawn: chat.update runs only when the
+    # count changed, and at most once per few seconds per survey across all processes (Slack rate limits).
     shown_count: int = 0
+    message_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     summary_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

@@ -75,6 +75,17 @@ def agenda_line(reminder, customer) -> str:
     return line
 
 
+def distribution(tally: dict[int, int]) -> str:
+    """A text bar chart of answers per score, for monospace display."""
+    top = max(tally.values(), default=0) or 1
+    return "\n".join(f"{score:>2} {'█' * round(12 * n / top):<12} {n}" for score, n in tally.items())
+
+
+def comment_line(row) -> str:
+    score, comment = row
+    return f"• *{score}* — {esc(' '.join(comment.split()), 300)}"
+
+
 def config_row(row: tuple[str, str]) -> str:
     name, value = row
     return f"*{name}*: {value}"
@@ -82,6 +93,8 @@ def config_row(row: tuple[str, str]) -> str:
 
 FILTERS = {
     "config_row": config_row,
+    "distribution": distribution,
+    "comment_line": comment_line,
     "agenda_line": agenda_line,
     "home_followup_line": home_followup_line,
     "home_survey_line": home_survey_line,

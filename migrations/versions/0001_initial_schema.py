@@ -236,6 +236,7 @@ def upgrade() -> None:
     sa.Column('closes_at', models.types.UTCDateTime(), nullable=False),
     sa.Column('closed_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('shown_count', sa.Integer(), nullable=False),
+    sa.Column('message_updated_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('summary_sent_at', models.types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),

@@ -1,0 +1,147 @@
+"""Surveys: one click from a customer, counted once, closed on time; low scores start service recovery."""
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.scheduler import run_due_work
+from bot.services.scores import csat, nps
+from bot.slack.simulate import Person
+from models import Reminder, SurveyResponse
+from tests.support import check_message, text_of
+
+CAROL = Person(id="U0CAROL", name="carol", team_id="T0CUSTOMER")
+
+
+def test_nps_arithmetic():
+    assert nps([9, 10, 7, 8, 0, 6]) == pytest.approx(100 * (2 - 2) / 6)
+    assert nps([10, 10, 3]) == pytest.approx(100 / 3)
+    assert nps([]) is None
+    assert csat([5, 4, 3, 1]) == 50.0
+
+
+def post_survey(slack, fake, text='survey "Acme Corp" nps'):
+    slack.command("alice", 'add "Acme Corp" tier:key channel:<#C0ACME|acme-shared>')
+    reply = slack.command("alice", text)
+    posted = [c for c in fake.calls("chat.postMessage") if c.args.get("channel") == "C0ACME"]
+    return reply, posted
+
+
+def click(slack, fake, who: Person, score: int):
+    message = fake.messages("C0ACME")[-1]
+    button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                  if e["text"]["text"] == str(score))
+    before = len(fake.calls("response_url"))
+    response = slack.sim.click(who, action=button, channel_id="C0ACME", message=message)
+    assert response.status == 200
+    slack.wait()
+    replies = fake.calls("response_url")[before:]
+    return replies[-1].args if replies else None
+
+
+def test_a_survey_is_posted_in_the_customers_channel_with_one_button_per_score(slack, fake_slack):
+    reply, posted = post_survey(slack, fake_slack)
+    assert "survey posted" in text_of(reply)
+    assert len(posted) == 1
+    check_message(posted[0].args)
+    buttons = [e["text"]["text"] for b in posted[0].args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == [str(n) for n in range(11)]
+    assert "recommend us" in text_of(posted[0].args)
+
+
+def test_a_customer_clicks_9_twice_and_it_counts_once_then_changes_to_3(slack, fake_slack):
+    post_survey(slack, fake_slack)
+    thanks = click(slack, fake_slack, CAROL, 9)
+    assert "You answered *9*" in text_of(thanks)
+    click(slack, fake_slack, CAROL, 9)
+    with slack.session() as session:
+        assert [r.score for r in session.exec(select(SurveyResponse)).all()] == [9]
+    changed = click(slack, fake_slack, CAROL, 3)
+    assert "changed from 9" in text_of(changed)
+    with slack.session() as session:
+        responses = session.exec(select(SurveyResponse)).all()
+        assert [r.score for r in responses] == [3]
+        assert nps([r.score for r in responses]) == -100  # from promoter to detractor
+        recovery = session.exec(select(Reminder).where(Reminder.source == "survey")).all()
+        assert len(recovery) == 1
+    alerts = [c for c in fake_slack.calls("chat.postMessage") if c.args.get("channel") == "U0ALICE"]
+    assert any("NPS 3" in text_of(a.args) for a in alerts)
+
+
+def test_the_message_shows_a_live_count_and_never_who_answered(slack, fake_slack):
+    post_survey(slack, fake_slack)
+    click(slack, fake_slack, CAROL, 10)
+    message = fake_slack.messages("C0ACME")[-1]
+    shown = text_of(message)
+    assert "1 response so far" in shown
+    assert "U0CAROL" not in str(message) and "carol" not in shown
+
+
+def test_our_own_team_gets_a_polite_note_and_is_not_counted(slack, fake_slack):
+    post_survey(slack, fake_slack)
+    note = click(slack, fake_slack, Person(id="U0BOB", name="bob", team_id="T0RAPPORT"), 2)
+    assert "aren't counted" in note["text"]
+    with slack.session() as session:
+        assert session.exec(select(SurveyResponse)).all() == []
+    slack.command("mei", "config survey-internal on")
+    click(slack, fake_slack, Person(id="U0BOB", name="bob", team_id="T0RAPPORT"), 8)
+    with slack.session() as session:
+        assert len(session.exec(select(SurveyResponse)).all()) == 1
+
+
+def test_a_guest_from_our_workspace_is_counted(slack, fake_slack):
+    fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
+    post_survey(slack, fake_slack)
+    click(slack, fake_slack, Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), 7)
+    with slack.session() as session:
+        assert len(session.exec(select(SurveyResponse)).all()) == 1
+
+
+def test_survey_fatigue_and_force(slack, fake_slack, clock):
+    post_survey(slack, fake_slack)
+    clock.advance(timedelta(days=10))
+    refused = slack.command("alice", 'survey "Acme Corp" csat')
+    assert "survey fatigue" in refused["text"] and "force" in refused["text"]
+    assert "survey posted" in text_of(slack.command("alice", 'survey "Acme Corp" csat force'))
+
+
+def test_a_bot_not_in_the_channel_an_archived_or_unknown_channel_are_refused(slack, fake_slack):
+    fake_slack.add_channel("C0OUT", name="outside", is_member=False)
+    fake_slack.add_channel("C0OLD", name="old", is_archived=True)
+    slack.command("alice", 'add "Acme Corp"')
+    assert "I'm not in #outside" in slack.command("alice", "survey acme <#C0OUT|outside>")["text"]
+    assert "archived" in slack.command("alice", "survey acme <#C0OLD|old>")["text"]
+    assert "can't see that channel" in slack.command("alice", "survey acme <#C0GONE|gone>")["text"]
+    assert "no shared channel" in slack.command("alice", "survey acme")["text"]
+    with slack.session() as session:
+        from models import Survey
+
+        assert session.exec(select(Survey)).all() == []
+
+
+def test_a_survey_closes_after_7_days_and_the_owner_gets_the_summary(slack, fake_slack, clock):
+    post_survey(slack, fake_slack)
+    click(slack, fake_slack, CAROL, 9)
+    clock.advance(timedelta(days=7, minutes=1))
+    run_due_work(slack.runtime)
+    closed = fake_slack.messages("C0ACME")[-1]
+    assert "This survey is closed" in text_of(closed)
+    assert not [b for b in closed["blocks"] if b["type"] == "actions"]
+    summaries = [c for c in fake_slack.calls("chat.postMessage")
+                 if c.args.get("channel") == "U0ALICE" and "Survey closed" in text_of(c.args)]
+    assert len(summaries) == 1
+    assert "NPS 100* from 1 answer" in text_of(summaries[0].args)
+    run_due_work(slack.runtime)
+    assert len([c for c in fake_slack.calls("chat.postMessage") if "Survey closed" in text_of(c.args)]) == 1
+
+
+def test_a_click_on_a_closed_survey_gets_a_clear_answer(slack, fake_slack):
+    post_survey(slack, fake_slack)
+    message = fake_slack.messages("C0ACME")[-1]
+    slack.command("alice", "survey close acme")
+    button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    before = len(fake_slack.calls("response_url"))
+    slack.sim.click(CAROL, action=button, channel_id="C0ACME", message=message)
+    slack.wait()
+    assert "closed" in fake_slack.calls("response_url")[before:][-1].args["text"]
