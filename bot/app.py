@@ -80,7 +80,36 @@ def build_app(
     _wire_middleware(app, runtime)
     app.error(_handle_error)
     app.crm_router = handlers.register_all(app)
+    _guard_listeners(app)
     return app
+
+
+_GUARD_ARGS = ("ack", "body", "respond", "client", "context", "logger")
+
+
+def _guard_listeners(app: App) -> None:
+    """Answer errors raised after a listener acked, here rather than in Bolt.
+
+    Bolt's thread runner sets `ack.response` back to None when a listener raises after acking, so the
+    HTTP side, still polling for the ack, times out and answers 404: the user would see Slack's own error
+    instead of ours. Each listener is wrapped once: an error before the ack still goes to Bolt's error
+    handler (which answers in the HTTP response), an error after it is told to the user through respond."""
+    for listener in app._listeners:  # Bolt keeps no public list of listeners
+        original, names = listener.ack_function, list(listener.arg_names)
+
+        def guarded(__original=original, __names=names, **kwargs):
+            try:
+                return __original(**{name: kwargs[name] for name in __names})
+            except Exception as error:
+                ack = kwargs["ack"]
+                if ack is None or ack.response is None:
+                    raise
+                _handle_error(error, kwargs["body"], kwargs["logger"], None, kwargs["respond"], kwargs["client"],
+                              kwargs["context"])
+                return None
+
+        listener.ack_function = guarded
+        listener.arg_names = names + [name for name in _GUARD_ARGS if name not in names]
 
 
 def _wire_middleware(app: App, runtime: Runtime) -> None:
