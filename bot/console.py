@@ -431,6 +431,7 @@ class Console:
             )
             self.clock = clock or ManualClock(datetime.now(UTC).replace(second=0, microsecond=0))
             self.runtime = open_runtime(self.settings, clock=self.clock)
+            presets.prepare_workspace(self.runtime)
             self.executor = TrackingExecutor()
             self.app = build_app(self.runtime, listener_executor=self.executor)
             base = self.fake.response_url("x").rsplit("/", 1)[0]

@@ -24,6 +24,8 @@ class Runtime:
     clock: Clock
     client: WebClient
     process: str = field(default_factory=process_name)
+    # When each scheduled job last ran by this runtime's clock, so a moved clock runs each at its own pace.
+    last_ticks: dict = field(default_factory=dict)
 
 
 def open_runtime(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:

@@ -39,20 +39,39 @@ def _close_surveys(runtime: Runtime) -> None:
     close_due(runtime)
 
 
+def _weekly_digest(runtime: Runtime) -> None:
+    from bot.slack.digest import run_weekly
+
+    run_weekly(runtime)
+
+
+def _health_snapshots(runtime: Runtime) -> None:
+    from bot.slack.digest import refresh_snapshots
+
+    refresh_snapshots(runtime)
+
+
 # (name, seconds between runs, function). Features add their ticks here; each must be safe to run in
 # several processes at once and to run late.
 TICKS: list[tuple[str, int, Tick]] = [
     ("deliver-reminders", 15, _deliver_reminders),
     ("escalate-reminders", 300, _escalate),
     ("close-surveys", 60, _close_surveys),
+    ("weekly-digest", 300, _weekly_digest),
+    ("health-snapshots", 6 * 3600, _health_snapshots),
     ("forget-old-events", 3600, _forget_old_events),
 ]
 
 
-def run_due_work(runtime: Runtime) -> None:
-    """Run every tick once, now: used by the console's `advance` and by tests to move time."""
-    for name, _interval, tick in TICKS:
-        _run_safely(name, tick, runtime)
+def run_due_work(runtime: Runtime, *, everything: bool = False) -> None:
+    """Run the ticks whose interval has passed on the runtime's clock (all of them with `everything`): the
+    console's `advance` and the tests move time with this."""
+    now = runtime.clock.now()
+    for name, interval, tick in TICKS:
+        last = runtime.last_ticks.get(name)
+        if everything or last is None or (now - last).total_seconds() >= interval:
+            runtime.last_ticks[name] = now
+            _run_safely(name, tick, runtime)
 
 
 def _run_safely(name: str, tick: Tick, runtime: Runtime) -> None:

@@ -38,4 +38,7 @@ class DigestRun(SQLModel, table=True):
     posted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
+    # Destinations already served (channel and subscriber ids), so a run taken over after a crash does not
+    # post twice where the first attempt got through.
+    delivered_to: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error: str | None = Field(default=None, sa_column=Column(Text))

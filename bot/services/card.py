@@ -7,6 +7,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bot.services.customers import contact_names, history
+from bot.services.health import Health, score_workspace, week_start
 from bot.services.scores import format_score, survey_score
 from models import (
     Contact,
@@ -19,7 +20,7 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from models.enums import ContactRole, ReminderKind, ReminderStatus, Tier
+from models.enums import ContactRole, HealthBand, ReminderKind, ReminderStatus, Tier
 
 OPEN_REMINDER = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
 ROLE_ORDER = {role.value: index for index, role in enumerate(ContactRole)}
@@ -45,7 +46,7 @@ class Card:
     touch_contacts: dict[int, str]
     followups: list[Reminder]
     latest_survey: SurveyResult | None
-    health: HealthSnapshot | None
+    health: Health
     changes: list[RelationshipChange]
     change_contacts: dict[int, str]
     revisit_overdue: bool
@@ -80,7 +81,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         touch_contacts=contact_names(session, {t.contact_id for t in recent if t.contact_id}),
         followups=followups,
         latest_survey=latest_survey(session, customer_id=customer.id),
-        health=latest_health(session, customer_id=customer.id),
+        health=score_workspace(session, workspace=workspace, now=now, customer_ids=[customer.id])[0].health,
         changes=recent_changes,
         change_contacts=contact_names(session, {c.contact_id for c in recent_changes if c.contact_id}),
         revisit_overdue=customer.revisit_due_at <= now,
@@ -101,15 +102,6 @@ def latest_survey(session: Session, *, customer_id: int) -> SurveyResult | None:
     scores = session.exec(select(SurveyResponse.score).where(SurveyResponse.survey_id == survey.id)).all()
     return SurveyResult(kind=survey.kind, score=survey_score(survey.kind, scores), answers=len(scores),
                         at=survey.closed_at or survey.created_at)
-
-
-def latest_health(session: Session, *, customer_id: int) -> HealthSnapshot | None:
-    return session.exec(
-        select(HealthSnapshot)
-        .where(HealthSnapshot.customer_id == customer_id)
-        .order_by(HealthSnapshot.week_start.desc())
-        .limit(1)
-    ).first()
 
 
 @dataclass
@@ -144,9 +136,11 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
     elif scope == "key":
         query = query.where(Customer.tier == Tier.key)
     elif scope == "at-risk":
-        # Until the health score exists for every account, "at risk" is what the rep can act on now:
-        # overdue follow-ups or a revisit already missed. The health issue refines this with the score.
-        query = query.where(or_(overdue.c.n > 0, Customer.revisit_due_at <= now))
+        # At risk by this week's health snapshot (kept fresh by the scheduler), or with overdue follow-ups.
+        at_risk = (select(HealthSnapshot.customer_id)
+                   .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
+                          HealthSnapshot.band == HealthBand.at_risk))
+        query = query.where(or_(overdue.c.n > 0, Customer.id.in_(at_risk)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(overdue_count.desc(), Customer.revisit_due_at, Customer.id).limit(limit)).all()
     lines = []

@@ -2,6 +2,7 @@
 
 import re
 
+from bot.services.scores import format_score
 from bot.services.vocabulary import human, level_label
 from bot.slack.render import day, esc, user
 
@@ -86,6 +87,57 @@ def comment_line(row) -> str:
     return f"• *{score}* — {esc(' '.join(comment.split()), 300)}"
 
 
+def band_cell(item, changes: dict, icons: dict, names: dict) -> str:
+    band, count = item
+    change = changes.get(band)
+    delta = f" ({change:+d})" if change else ""
+    return f"{icons[band]} {names[band]} *{count}*{delta}"
+
+
+def _score(value) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def account_line(account, show_moves: bool) -> str:
+    c = account.customer
+    head = (f"*{esc(c.name, 80)}* · {_score(account.score)} {account.trend} `{account.sparkline}` · {user(c.owner_id)}")
+    if show_moves and account.previous is not None:
+        head += f"\n{_score(account.previous)} → {_score(account.score)}"
+    details = account.moved[:3] if show_moves and account.moved else account.reasons[:3]
+    return head + "\n" + esc(" · ".join(details), 600)
+
+
+def roster_line(account) -> str:
+    c = account.customer
+    reasons = esc("; ".join(account.moved[:1] or account.reasons[:1]), 200)
+    return f"*{esc(c.name, 80)}* · {_score(account.score)} {account.trend} `{account.sparkline}` · {user(c.owner_id)}\n{reasons}"
+
+
+def overdue_line(row) -> str:
+    owner, accounts = row
+    total = sum(n for _, n in accounts)
+    names = ", ".join(f"{esc(c.name, 40)} ({n})" for c, n in accounts[:8])
+    more = f" and {len(accounts) - 8} more" if len(accounts) > 8 else ""
+    return f"• {user(owner)} *{total}* — {names}{more}"
+
+
+def survey_digest_line(line) -> str:
+    text = f"• *{esc(line.customer.name, 80)}* {format_score(line.kind, line.score, line.answers)}"
+    for score, comment in line.comments[:3]:
+        text += f"\n      > {score}: {esc(' '.join(comment.split()), 200)}"
+    return text
+
+
+def move_line(move) -> str:
+    arrow = ":arrow_up:" if move.up else ":arrow_down:"
+    if move.field == "level":
+        what = f"{esc(move.contact or 'someone', 40)} {level_label(int(move.before))} → {level_label(int(move.after))}"
+    else:
+        label = {"org": "org relationship"}.get(move.field, move.field)
+        what = f"{label} {human(move.before or '—')} → {human(move.after)}"
+    return f"{arrow} *{esc(move.customer.name, 80)}*: {what} (by {user(move.by)})"
+
+
 def config_row(row: tuple[str, str]) -> str:
     name, value = row
     return f"*{name}*: {value}"
@@ -93,6 +145,12 @@ def config_row(row: tuple[str, str]) -> str:
 
 FILTERS = {
     "config_row": config_row,
+    "band_cell": band_cell,
+    "account_line": account_line,
+    "roster_line": roster_line,
+    "overdue_line": overdue_line,
+    "survey_digest_line": survey_digest_line,
+    "move_line": move_line,
     "distribution": distribution,
     "comment_line": comment_line,
     "agenda_line": agenda_line,

@@ -52,3 +52,18 @@ def install(fake) -> None:
         fake.add_user(p.id, name=p.name, team_id=p.team_id, tz=p.tz, is_admin=p.is_admin, email=p.email)
     for c in CHANNELS:
         fake.add_channel(c.id, name=c.name, members=c.members, is_ext_shared=c.is_ext_shared)
+
+
+def prepare_workspace(runtime) -> None:
+    """The simulated workspace, the first time: mei manages and #managers receives the digest."""
+    from bot.db import session_scope
+    from bot.services.workspaces import ensure_workspace
+    from models import Workspace
+
+    with session_scope(runtime.engine) as session:
+        fresh = session.get(Workspace, HOME_TEAM) is None
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=runtime.clock.now(), name="Rapport (console)")
+        if fresh:
+            workspace.managers = [person("mei").id]
+            workspace.digest_channel = "C0MANAGERS"
+            session.add(workspace)

@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('posted_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('channel_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('message_ts', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('delivered_to', sa.JSON(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -1,0 +1,313 @@
+"""The weekly key-account digest as data: bands and their change, drops, at-risk accounts with the one thing
+to do, overdue follow-ups by owner, the week's surveys, relationship moves, accounts without a survey, and
+8-week sparklines. Built in a fixed number of queries, whatever the number of accounts."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.services import health as health_svc
+from bot.services.scores import survey_score
+from models import (
+    Contact,
+    Customer,
+    DigestRun,
+    HealthSnapshot,
+    RelationshipChange,
+    Reminder,
+    Survey,
+    SurveyResponse,
+    Workspace,
+)
+from models.enums import DigestStatus, HealthBand, ReminderKind, ReminderStatus, Tier
+
+SPARK = "▁▂▃▄▅▆▇█"
+WEEKS = 8
+NO_SURVEY_DAYS = 90
+TOP_DROPS = 5
+BANDS = (HealthBand.healthy, HealthBand.watch, HealthBand.at_risk, HealthBand.insufficient)
+ORDER = {
+    "tier": ["longtail", "general", "key"],
+    "org": ["vendor", "supplier", "key_supplier", "strategic_partner"],
+    "stage": ["churned", "prospect", "converting", "active", "expanding"],
+}
+
+
+def sparkline(values: list[float | None]) -> str:
+    """▁…█ on the absolute 0–100 scale, so lines compare with each other; · where a week had no score."""
+    return "".join("·" if v is None else SPARK[min(int(v / 100 * len(SPARK)), len(SPARK) - 1)] for v in values)
+
+
+def period_of(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def due_moment(workspace: Workspace, now: datetime) -> datetime:
+    """The most recent digest time (weekday + time in the workspace zone) at or before now."""
+    tz = ZoneInfo(workspace.timezone)
+    local = now.astimezone(tz)
+    hour, minute = (int(part) for part in workspace.digest_time.split(":"))
+    days_back = (local.weekday() - workspace.digest_weekday) % 7
+    candidate = (local - timedelta(days=days_back)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if candidate > local:
+        candidate -= timedelta(days=7)
+    return candidate.astimezone(now.tzinfo)
+
+
+def one_thing_to_do(item: health_svc.Scored, overdue: int) -> str:
+    """The single most useful action for an account, from its weakest component."""
+    h = item.health
+    if h.score is None:
+        return "Record the decision chain and log your touches: there is too little data to score it."
+    weakest = min((c.value, name) for name, c in h.components.items() if c.value is not None)[1]
+    reason = h.components[weakest].reason
+    return {
+        "engagement": f"Visit or call — {reason}.",
+        "satisfaction": f"Call them about the survey — {reason}.",
+        "relationship": f"Work on the relationship — {reason}.",
+        "followup": f"Close the overdue follow-up{'s' if overdue != 1 else ''} — {reason}.",
+    }[weakest]
+
+
+@dataclass
+class AccountLine:
+    customer: Customer
+    score: float | None
+    band: str
+    previous: float | None
+    trend: str
+    sparkline: str
+    reasons: list[str]
+    moved: list[str]
+    action: str
+
+    @property
+    def drop(self) -> float:
+        if self.score is None or self.previous is None:
+            return 0.0
+        return self.previous - self.score
+
+
+@dataclass
+class SurveyLine:
+    customer: Customer
+    kind: str
+    score: float | None
+    answers: int
+    comments: list[tuple[int, str]]
+
+
+@dataclass
+class Move:
+    customer: Customer
+    field: str
+    contact: str | None
+    before: str | None
+    after: str
+    by: str
+    up: bool
+
+
+@dataclass
+class Digest:
+    workspace_id: str
+    period: str
+    generated_at: datetime
+    total: int
+    bands: dict[str, int]
+    band_changes: dict[str, int]
+    accounts: list[AccountLine]
+    drops: list[AccountLine]
+    at_risk: list[AccountLine]
+    overdue_by_owner: list[tuple[str, list[tuple[Customer, int]]]]
+    surveys: list[SurveyLine]
+    upgrades: list[Move]
+    downgrades: list[Move]
+    no_survey: list[Customer]
+    portfolio: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _direction(change: RelationshipChange) -> bool | None:
+    if change.from_value is None:
+        return None
+    if change.field == "level":
+        return int(change.to_value) > int(change.from_value)
+    order = ORDER.get(change.field)
+    if order is None or change.from_value not in order or change.to_value not in order:
+        return None
+    return order.index(change.to_value) > order.index(change.from_value)
+
+
+def build_digest(session: Session, *, workspace: Workspace, now: datetime) -> Digest:
+    scored = health_svc.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
+    key_ids = select(Customer.id).where(Customer.workspace_id == workspace.id, Customer.tier == Tier.key)
+    week = health_svc.week_start(now)
+    history: dict[int, dict] = defaultdict(dict)
+    for customer_id, week_start, score in session.exec(
+        select(HealthSnapshot.customer_id, HealthSnapshot.week_start, HealthSnapshot.score)
+        .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.customer_id.in_(key_ids),
+               HealthSnapshot.week_start >= week - timedelta(weeks=WEEKS - 1), HealthSnapshot.week_start < week)
+    ).all():
+        history[customer_id][week_start] = score
+    weeks = [week - timedelta(weeks=n) for n in range(WEEKS - 1, 0, -1)]
+    overdue_rows = session.exec(
+        select(Reminder.owner_id, Reminder.customer_id, func.count())
+        .where(Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
+               Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
+               Reminder.due_at <= now, Reminder.customer_id.in_(key_ids))
+        .group_by(Reminder.owner_id, Reminder.customer_id)
+    ).all()
+    overdue_by_customer: dict[int, int] = defaultdict(int)
+    for _owner, customer_id, n in overdue_rows:
+        overdue_by_customer[customer_id] += n
+
+    accounts = []
+    for item in scored:
+        past = history.get(item.customer.id, {})
+        previous_score = item.previous.score if item.previous else None
+        accounts.append(AccountLine(
+            customer=item.customer, score=item.health.score, band=item.health.band, previous=previous_score,
+            trend=health_svc.trend(item.health.score, previous_score),
+            sparkline=sparkline([past.get(w) for w in weeks] + [item.health.score]),
+            reasons=item.health.reasons,
+            moved=health_svc.moved(item.health, item.previous.components if item.previous else None,
+                                   workspace.health_weights),
+            action=one_thing_to_do(item, overdue_by_customer.get(item.customer.id, 0)),
+        ))
+    accounts.sort(key=lambda a: (a.score is None, a.score if a.score is not None else 0, a.customer.name_key))
+    bands = {band: sum(1 for a in accounts if a.band == band) for band in BANDS}
+    before = {band: sum(1 for item in scored if item.previous and item.previous.band == band) for band in BANDS}
+    have_previous = any(item.previous for item in scored)
+    band_changes = {band: bands[band] - before[band] for band in BANDS} if have_previous else {}
+    drops = sorted((a for a in accounts if a.drop >= health_svc.TREND_THRESHOLD), key=lambda a: -a.drop)[:TOP_DROPS]
+    at_risk = [a for a in accounts if a.band == HealthBand.at_risk]
+
+    by_id = {a.customer.id: a.customer for a in accounts}
+    owners: dict[str, list[tuple[Customer, int]]] = defaultdict(list)
+    for owner, customer_id, n in overdue_rows:
+        if customer_id in by_id:
+            owners[owner].append((by_id[customer_id], n))
+    overdue_by_owner = sorted(owners.items(), key=lambda kv: -sum(n for _, n in kv[1]))
+
+    week_ago = now - timedelta(days=7)
+    survey_rows = session.exec(
+        select(Survey.id, Survey.customer_id, Survey.kind, SurveyResponse.score, SurveyResponse.comment)
+        .join(SurveyResponse, SurveyResponse.survey_id == Survey.id)
+        .where(Survey.workspace_id == workspace.id, Survey.customer_id.in_(key_ids),
+               SurveyResponse.updated_at >= week_ago)
+    ).all()
+    per_survey: dict[int, list] = defaultdict(list)
+    for survey_id, customer_id, kind, score, comment in survey_rows:
+        per_survey[survey_id].append((customer_id, kind, score, comment))
+    surveys = []
+    for rows in per_survey.values():
+        customer_id, kind = rows[0][0], rows[0][1]
+        scores = [r[2] for r in rows]
+        surveys.append(SurveyLine(customer=by_id[customer_id], kind=kind, score=survey_score(kind, scores),
+                                  answers=len(scores), comments=[(r[2], r[3]) for r in rows if r[3]]))
+    surveys.sort(key=lambda s: (s.score if s.score is not None else 0))
+
+    changes = session.exec(
+        select(RelationshipChange, Contact.name)
+        .outerjoin(Contact, Contact.id == RelationshipChange.contact_id)
+        .where(RelationshipChange.workspace_id == workspace.id, RelationshipChange.at >= week_ago,
+               RelationshipChange.field.in_(("level", "tier", "org", "stage")),
+               RelationshipChange.customer_id.in_(key_ids))
+        .order_by(RelationshipChange.at)
+    ).all()
+    upgrades, downgrades = [], []
+    for change, contact_name in changes:
+        direction = _direction(change)
+        if direction is None or change.customer_id not in by_id:
+            continue
+        move = Move(by_id[change.customer_id], change.field, contact_name, change.from_value, change.to_value,
+                    change.by_user, direction)
+        (upgrades if direction else downgrades).append(move)
+
+    last_survey = dict(session.exec(
+        select(Survey.customer_id, func.max(Survey.created_at))
+        .where(Survey.workspace_id == workspace.id, Survey.customer_id.in_(key_ids))
+        .group_by(Survey.customer_id)
+    ).all())
+    cutoff = now - timedelta(days=NO_SURVEY_DAYS)
+    no_survey = [a.customer for a in accounts
+                 if last_survey.get(a.customer.id) is None or last_survey[a.customer.id] < cutoff]
+
+    portfolio_weeks = [
+        _mean([history[c][w] for c in history if history[c].get(w) is not None]) for w in weeks
+    ] + [_mean([a.score for a in accounts if a.score is not None])]
+    return Digest(
+        workspace_id=workspace.id, period=period_of(now), generated_at=now, total=len(accounts), bands=bands,
+        band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
+        overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
+        no_survey=no_survey, portfolio=sparkline(portfolio_weeks),
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# -- exactly once per workspace per period ----------------------------------------------------------------
+
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def claim_run(session: Session, *, workspace_id: str, period: str, process: str, now: datetime) -> DigestRun | None:
+    """The run for this period if this process may post it: it inserted the row, or took over a claim left
+    by a process that died mid-way. None when the digest is posted or someone else is posting it now."""
+    run = session.exec(select(DigestRun).where(DigestRun.workspace_id == workspace_id,
+                                               DigestRun.period == period)).first()
+    if run is None:
+        try:
+            with session.begin_nested():
+                run = DigestRun(workspace_id=workspace_id, period=period, claimed_by=process, claimed_at=now)
+                session.add(run)
+            return run
+        except IntegrityError:  # another process inserted it first: it posts
+            return None
+    if run.status == DigestStatus.posted:
+        return None
+    taken = session.exec(
+        update(DigestRun)
+        .where(DigestRun.id == run.id, DigestRun.status != DigestStatus.posted,
+               DigestRun.claimed_at < now - STALE_CLAIM)
+        .values(claimed_by=process, claimed_at=now, status=DigestStatus.claimed)
+    )
+    if not taken.rowcount:
+        return None
+    session.refresh(run)
+    return run
+
+
+def record_delivery(session: Session, *, run_id: int, destination: str, channel: str | None = None,
+                    ts: str | None = None) -> None:
+    run = session.get(DigestRun, run_id)
+    run.delivered_to = [*run.delivered_to, destination]
+    if channel and run.channel_id is None:
+        run.channel_id, run.message_ts = channel, ts
+    session.add(run)
+
+
+def finish_run(session: Session, *, run_id: int, now: datetime, error: str | None = None) -> None:
+    run = session.get(DigestRun, run_id)
+    run.status = DigestStatus.failed if error else DigestStatus.posted
+    run.posted_at, run.error = (None, error) if error else (now, None)
+    if error:  # let the next tick (here or elsewhere) try again at once
+        run.claimed_at = now - STALE_CLAIM - timedelta(seconds=1)
+    session.add(run)
+
+
+def subscribe(session: Session, *, workspace: Workspace, user_id: str, on: bool) -> bool:
+    subscribers = [u for u in workspace.digest_subscribers if u != user_id] + ([user_id] if on else [])
+    changed = set(subscribers) != set(workspace.digest_subscribers)
+    workspace.digest_subscribers = subscribers
+    session.add(workspace)
+    return changed

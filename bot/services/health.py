@@ -1,0 +1,273 @@
+"""Customer health (PRODUCT.md §6): a weighted sum of engagement, satisfaction, relationship and follow-up
+discipline, with components lacking data left out and the rest renormalised, reasons in words, and the
+inputs that moved it since last week. Scores for a whole workspace are computed in a fixed number of queries.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.services.scores import csat, nps
+from models import Contact, Customer, HealthSnapshot, Reminder, SlackUser, Survey, SurveyResponse, Workspace
+from models.enums import HealthBand, ReminderKind, ReminderStatus
+
+SURVEY_WINDOW = timedelta(days=180)
+ROLE_WEIGHT = {"decision_maker": 3.0, "champion": 2.0, "influencer": 1.5, "evaluator": 1.5, "procurement": 1.0,
+               "user": 1.0}
+ORG_SCORE = {"vendor": 0.0, "supplier": 100 / 3, "key_supplier": 200 / 3, "strategic_partner": 100.0}
+CHAIN_SHARE = 0.7  # of the relationship component; the org relationship is the rest
+OVERDUE_PENALTY = 25
+TREND_THRESHOLD = 5
+COMPONENTS = ("engagement", "satisfaction", "relationship", "followup")
+LABELS = {"engagement": "engagement", "satisfaction": "satisfaction", "relationship": "relationship",
+          "followup": "follow-up discipline"}
+
+
+@dataclass
+class Inputs:
+    """Everything the score reads about one customer, as plain values."""
+
+    cadence_days: int
+    last_touch_at: datetime | None
+    created_at: datetime
+    org_relationship: str
+    contacts: list[tuple[str, int, str]] = field(default_factory=list)  # (role, level 1..5, name)
+    answers: list[tuple[str, int, str | None]] = field(default_factory=list)  # (kind, score, respondent)
+    overdue_followups: int = 0
+
+
+@dataclass
+class Component:
+    value: float | None  # 0..100, None = no data
+    reason: str
+
+
+@dataclass
+class Health:
+    score: float | None  # None: insufficient data
+    band: str
+    components: dict[str, Component]
+    reasons: list[str]
+
+    def snapshot_components(self) -> dict:
+        return {name: {"value": c.value, "reason": c.reason} for name, c in self.components.items()}
+
+
+def band(score: float | None) -> str:
+    if score is None:
+        return HealthBand.insufficient
+    if score >= 70:
+        return HealthBand.healthy
+    if score >= 40:
+        return HealthBand.watch
+    return HealthBand.at_risk
+
+
+def engagement(inputs: Inputs, now: datetime) -> Component:
+    cadence = inputs.cadence_days
+    if inputs.last_touch_at is None:
+        days = (now - inputs.created_at).days
+        if days <= cadence:
+            return Component(None, "not touched yet")
+        return Component(_falling(days, cadence), f"never touched in {days} days")
+    days = max((now - inputs.last_touch_at).days, 0)
+    value = _falling(days, cadence)
+    if value >= 100:
+        return Component(100.0, f"last touch {days} day{'s' if days != 1 else ''} ago")
+    return Component(value, f"no touch for {days} days (cadence {cadence})")
+
+
+def _falling(days: int, cadence: int) -> float:
+    """100 within the cadence, falling linearly to 0 at three cadences."""
+    if days <= cadence:
+        return 100.0
+    return max(0.0, 100.0 * (3 * cadence - days) / (2 * cadence))
+
+
+def satisfaction(inputs: Inputs) -> Component:
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for kind, score, _who in inputs.answers:
+        by_kind[kind].append(score)
+    if not by_kind:
+        return Component(None, "no survey data")
+    parts, total, words = 0.0, 0, []
+    for kind, scores in sorted(by_kind.items()):
+        if kind == "nps":
+            value, mapped = nps(scores), (nps(scores) + 100) / 2
+            words.append(f"NPS {value:+.0f} from {len(scores)} answer{'s' if len(scores) != 1 else ''}")
+        else:
+            value = mapped = csat(scores)
+            words.append(f"CSAT {value:.0f}% from {len(scores)} answer{'s' if len(scores) != 1 else ''}")
+        parts += mapped * len(scores)
+        total += len(scores)
+    lows = [(kind, score, who) for kind, score, who in inputs.answers
+            if (kind == "nps" and score <= 6) or (kind == "csat" and score <= 2)]
+    for kind, score, who in sorted(lows, key=lambda a: a[1])[:2]:
+        words.append(f"{kind.upper()} {score}" + (f" from {who}" if who else ""))
+    return Component(parts / total, ", ".join(words))
+
+
+def relationship(inputs: Inputs) -> Component:
+    org = ORG_SCORE.get(inputs.org_relationship, 0.0)
+    org_words = f"org relationship {inputs.org_relationship.replace('_', ' ')}"
+    if not inputs.contacts:
+        return Component(None, "no decision chain recorded")
+    weights = [(ROLE_WEIGHT.get(role, 1.0), (level - 1) * 25.0) for role, level, _ in inputs.contacts]
+    chain = sum(w * v for w, v in weights) / sum(w for w, _ in weights)
+    value = CHAIN_SHARE * chain + (1 - CHAIN_SHARE) * org
+    makers = [(level, name) for role, level, name in inputs.contacts if role == "decision_maker"]
+    if makers:
+        level, name = min(makers)
+        words = f"decision maker {name} at level {level}/5"
+    else:
+        words = "no decision maker in the chain"
+    return Component(value, f"{words}, {org_words}")
+
+
+def followup(inputs: Inputs) -> Component:
+    n = inputs.overdue_followups
+    if n == 0:
+        return Component(100.0, "no overdue follow-ups")
+    return Component(max(0.0, 100.0 - OVERDUE_PENALTY * n), f"{n} overdue follow-up{'s' if n != 1 else ''}")
+
+
+def compute(inputs: Inputs, *, weights: dict[str, int], now: datetime) -> Health:
+    components = {
+        "engagement": engagement(inputs, now),
+        "satisfaction": satisfaction(inputs),
+        "relationship": relationship(inputs),
+        "followup": followup(inputs),
+    }
+    total = sum(weights.get(name, 0) for name in COMPONENTS)
+    present = {name: c for name, c in components.items() if c.value is not None and weights.get(name, 0) > 0}
+    present_weight = sum(weights[name] for name in present)
+    reasons = [c.reason for name, c in components.items() if weights.get(name, 0) > 0]
+    if total == 0 or present_weight * 2 < total:
+        return Health(None, HealthBand.insufficient, components, reasons)
+    score = sum(weights[name] * c.value for name, c in present.items()) / present_weight
+    return Health(round(score, 1), band(score), components, reasons)
+
+
+def trend(score: float | None, previous: float | None) -> str:
+    if score is None or previous is None or abs(score - previous) < TREND_THRESHOLD:
+        return "→"
+    return "↑" if score > previous else "↓"
+
+
+def moved(current: Health, previous: dict | None, weights: dict[str, int]) -> list[str]:
+    """Which inputs moved the score since the last snapshot, biggest effect first: "engagement 100 → 60 (no
+    touch for 32 days)"."""
+    if not previous:
+        return []
+    total = sum(weights.get(name, 0) for name in COMPONENTS) or 1
+    changes = []
+    for name in COMPONENTS:
+        now_value = current.components[name].value
+        before = (previous.get(name) or {}).get("value")
+        if now_value == before or (now_value is not None and before is not None and abs(now_value - before) < 1):
+            continue
+        effect = abs((now_value or 0) - (before or 0)) * weights.get(name, 0) / total
+        shown = lambda v: "no data" if v is None else f"{v:.0f}"  # noqa: E731
+        changes.append((effect, f"{LABELS[name]} {shown(before)} → {shown(now_value)} ({current.components[name].reason})"))
+    return [words for _effect, words in sorted(changes, reverse=True)]
+
+
+def week_start(moment: datetime) -> date:
+    day = moment.date()
+    return day - timedelta(days=day.weekday())
+
+
+# -- a whole workspace at once ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scored:
+    customer: Customer
+    health: Health
+    previous: HealthSnapshot | None
+
+
+def score_workspace(session: Session, *, workspace: Workspace, now: datetime, customer_ids: list[int] | None = None,
+                    tier: str | None = None) -> list[Scored]:
+    """Health for every customer of the workspace (or the given ones / one tier) in seven queries, not per row."""
+    query = select(Customer).where(Customer.workspace_id == workspace.id)
+    if customer_ids is not None:
+        query = query.where(Customer.id.in_(customer_ids))
+    if tier is not None:
+        query = query.where(Customer.tier == tier)
+    customers = list(session.exec(query).all())
+    if not customers:
+        return []
+    scoped_ids = select(Customer.id).where(query.whereclause)
+    contacts: dict[int, list] = defaultdict(list)
+    names: dict[str, str] = {}  # Slack user id → how reasons name the person ("NPS 3 from Li Wei")
+    for customer_id, role, level, name, slack_user in session.exec(
+        select(Contact.customer_id, Contact.role, Contact.level, Contact.name, Contact.slack_user_id)
+        .where(Contact.customer_id.in_(scoped_ids))
+    ).all():
+        contacts[customer_id].append((role, level, name))
+        if slack_user:
+            names[slack_user] = name
+    rows = session.exec(
+        select(SurveyResponse.customer_id, Survey.kind, SurveyResponse.score, SurveyResponse.respondent_id)
+        .join(Survey, Survey.id == SurveyResponse.survey_id)
+        .where(SurveyResponse.workspace_id == workspace.id, SurveyResponse.updated_at >= now - SURVEY_WINDOW,
+               SurveyResponse.customer_id.in_(scoped_ids))
+    ).all()
+    unnamed = {respondent for *_rest, respondent in rows if respondent not in names}
+    if unnamed:
+        names.update({user_id: name for user_id, name in session.exec(
+            select(SlackUser.user_id, SlackUser.name)
+            .where(SlackUser.workspace_id == workspace.id, SlackUser.user_id.in_(unnamed))
+        ).all() if name})
+    answers: dict[int, list] = defaultdict(list)
+    for customer_id, kind, score, respondent in rows:
+        answers[customer_id].append((kind, score, names.get(respondent)))
+    overdue = dict(session.exec(
+        select(Reminder.customer_id, func.count())
+        .where(Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
+               Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
+               Reminder.due_at <= now, Reminder.customer_id.in_(scoped_ids))
+        .group_by(Reminder.customer_id)
+    ).all())
+    this_week = week_start(now)
+    previous: dict[int, HealthSnapshot] = {}
+    for snapshot in session.exec(
+        select(HealthSnapshot).where(HealthSnapshot.workspace_id == workspace.id,
+                                     HealthSnapshot.week_start < this_week,
+                                     HealthSnapshot.week_start >= this_week - timedelta(weeks=1),
+                                     HealthSnapshot.customer_id.in_(scoped_ids))
+    ).all():
+        previous[snapshot.customer_id] = snapshot
+    cadences = {"key": workspace.cadence_key_days, "general": workspace.cadence_general_days,
+                "longtail": workspace.cadence_longtail_days}
+    scored = []
+    for customer in customers:
+        inputs = Inputs(
+            cadence_days=cadences[customer.tier], last_touch_at=customer.last_touch_at,
+            created_at=customer.created_at, org_relationship=customer.org_relationship,
+            contacts=contacts.get(customer.id, []), answers=answers.get(customer.id, []),
+            overdue_followups=overdue.get(customer.id, 0),
+        )
+        scored.append(Scored(customer, compute(inputs, weights=workspace.health_weights, now=now),
+                             previous.get(customer.id)))
+    return scored
+
+
+def save_snapshots(session: Session, *, workspace: Workspace, scored: list[Scored], now: datetime) -> int:
+    """This week's snapshot per customer, replaced when recomputed within the week (kept weekly for trends)."""
+    week = week_start(now)
+    existing = {s.customer_id: s for s in session.exec(
+        select(HealthSnapshot).where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week)
+    ).all()}
+    for item in scored:
+        snapshot = existing.get(item.customer.id) or HealthSnapshot(
+            workspace_id=workspace.id, customer_id=item.customer.id, week_start=week, band="", computed_at=now)
+        snapshot.score, snapshot.band = item.health.score, item.health.band
+        snapshot.components, snapshot.reasons = item.health.snapshot_components(), item.health.reasons
+        snapshot.computed_at = now
+        session.add(snapshot)
+    return len(scored)

@@ -1,0 +1,121 @@
+"""Posting the weekly digest: once per workspace per period, to the managers' channel and subscribers,
+split into messages of at most 50 blocks with the rest in the thread."""
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+from sqlmodel import select
+
+from bot.db import session_scope
+from bot.runtime import Runtime
+from bot.services import digest as svc
+from bot.services import health
+from bot.services.digest import Digest
+from bot.slack.render import render
+from bot.slack.text import escape_mrkdwn
+from models import Workspace
+
+log = logging.getLogger(__name__)
+
+MESSAGE_BLOCKS = 50
+
+
+def blocks_for(digest: Digest, workspace: Workspace, *, preview: bool = False) -> list:
+    weights = ", ".join(f"{health.LABELS[k]} {v}%" for k, v in workspace.health_weights.items() if v)
+    return render("digest.j2", digest=digest, preview=preview, weights=weights)
+
+
+def split(blocks: list, limit: int = MESSAGE_BLOCKS) -> list[list]:
+    """Messages of at most `limit` blocks; a header never ends a message (it moves on with its section)."""
+    messages, current = [], []
+    for block in blocks:
+        if len(current) == limit:
+            carry = [current.pop()] if current[-1].get("type") == "header" else []
+            messages.append(current)
+            current = carry
+        current.append(block)
+    if current:
+        messages.append(current)
+    return messages
+
+
+def fallback_text(digest: Digest) -> str:
+    bands = digest.bands
+    return escape_mrkdwn(
+        f"Key-account digest {digest.period}: {bands['healthy']} healthy, {bands['watch']} watch, "
+        f"{bands['at_risk']} at risk" + (f", {bands['insufficient']} without enough data" if bands["insufficient"] else "")
+    )
+
+
+def post_to(client, destination: str, digest: Digest, workspace: Workspace) -> tuple[str, str]:
+    """Post the whole digest to one channel or person; returns (channel, ts) of its first message."""
+    parts = split(blocks_for(digest, workspace))
+    text = fallback_text(digest)
+    first = client.chat_postMessage(channel=destination, text=text, blocks=parts[0], unfurl_links=False)
+    for n, part in enumerate(parts[1:], start=2):
+        client.chat_postMessage(channel=first["channel"], thread_ts=first["ts"], blocks=part,
+                                text=f"{text} (continued, {n}/{len(parts)})", unfurl_links=False)
+    return first["channel"], first["ts"]
+
+
+def run_weekly(runtime: Runtime) -> int:
+    """The scheduler's pass: each workspace whose digest time has come and whose period is not posted yet."""
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        workspaces = list(session.exec(select(Workspace)).all())
+    posted = 0
+    for workspace in workspaces:
+        if not workspace.digest_channel and not workspace.digest_subscribers:
+            continue
+        due = svc.due_moment(workspace, now)
+        if due < workspace.created_at:  # a workspace installed after its digest time waits for the next one
+            continue
+        period = svc.period_of(due)
+        try:
+            posted += post_weekly(runtime, workspace.id, period)
+        except Exception:  # one workspace's failure must not hold the others back; it is retried next pass
+            log.exception("digest for %s failed", workspace.id)
+    return posted
+
+
+def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        run = svc.claim_run(session, workspace_id=workspace_id, period=period, process=runtime.process, now=now)
+        if run is None:
+            return False
+        workspace = session.get(Workspace, workspace_id)
+        scored = health.score_workspace(session, workspace=workspace, now=now)
+        health.save_snapshots(session, workspace=workspace, scored=scored, now=now)
+    with session_scope(runtime.engine) as session:
+        workspace = session.get(Workspace, workspace_id)
+        digest = svc.build_digest(session, workspace=workspace, now=now)
+    destinations = ([workspace.digest_channel] if workspace.digest_channel else []) + list(workspace.digest_subscribers)
+    errors = []
+    for destination in destinations:
+        if destination in run.delivered_to:
+            continue
+        try:
+            channel, ts = post_to(runtime.client, destination, digest, workspace)
+        except SlackApiError as exc:
+            errors.append(f"{destination}: {exc.response.get('error')}")
+            continue
+        with session_scope(runtime.engine) as session:
+            svc.record_delivery(session, run_id=run.id, destination=destination, channel=channel, ts=ts)
+    with session_scope(runtime.engine) as session:
+        svc.finish_run(session, run_id=run.id, now=runtime.clock.now(), error="; ".join(errors) or None)
+    return not errors
+
+
+def refresh_snapshots(runtime: Runtime) -> int:
+    """Keep this week's health snapshots current (App Home, `list at-risk`), every few hours."""
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        ids = list(session.exec(select(Workspace.id)).all())
+    total = 0
+    for workspace_id in ids:
+        with session_scope(runtime.engine) as session:
+            workspace = session.get(Workspace, workspace_id)
+            total += health.save_snapshots(session, workspace=workspace, now=now,
+                                           scored=health.score_workspace(session, workspace=workspace, now=now))
+    return total
