@@ -25,11 +25,11 @@ BOT_SCOPES = [
     "chat:write",
     "chat:write.public",
     "im:write",
+    "im:history",  # conversations.history: a retried reminder looks for its first attempt before posting again
     "users:read",
     "users:read.email",
     "channels:read",
     "groups:read",
-    "team:read",
 ]
 
 

@@ -7,7 +7,7 @@ from handlers.crm import Command, Reply, Router, Subcommand
 
 def config(command: Command) -> Reply:
     if not command.args:
-        with command.work() as (_session, workspace):
+        with command.read() as (_session, workspace):
             rows = svc.describe(workspace)
         return Reply(text="Rapport settings", blocks=render("config.j2", rows=rows, keys=svc.KEYS))
     key = command.args[0].text

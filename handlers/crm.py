@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import process as fuzzy
 from slack_bolt import Ack, App, Respond
 
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.errors import BadInput
 from bot.runtime import Runtime
 from bot.services.customers import Actor
@@ -61,6 +61,12 @@ class Command:
     def work(self):
         """One database transaction with this workspace: all of it is written, or none of it."""
         with session_scope(self.runtime.engine) as session:
+            yield session, get_workspace(session, self.workspace_id)
+
+    @contextmanager
+    def read(self):
+        """A read-only unit of work (cards, lists): on SQLite it runs beside writers instead of queueing."""
+        with read_scope(self.runtime.engine) as session:
             yield session, get_workspace(session, self.workspace_id)
 
     def actor(self) -> Actor:
@@ -148,7 +154,12 @@ def register(app: App, router: Router) -> None:
             ack=ack,
             trigger_id=body.get("trigger_id"),
         )
-        reply = subcommand.run(command)
+        try:
+            reply = subcommand.run(command)
+        except BadInput as exc:
+            # Services say what is wrong with a value ("the limit is 200"); the user also needs how to write it.
+            exc.hint = exc.hint or subcommand.usage_hint()
+            raise
         if command.acked:
             if reply is not None:
                 respond(**reply.payload())

@@ -74,7 +74,7 @@ SHOW = Subcommand(
 def show(command: Command) -> Reply:
     if not command.args:
         raise BadInput("Which customer?", hint=SHOW.usage_hint())
-    with command.work() as (session, workspace):
+    with command.read() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=joined(command.args))
         return card_reply(session, workspace, customer, command.now)
 
@@ -93,7 +93,7 @@ def list_(command: Command) -> Reply:
     scope = command.args[0].text.lower() if command.args else "mine"
     if scope not in LIST_SCOPES or len(command.args) > 1:
         raise BadInput(f"`/crm list` shows {', '.join(LIST_SCOPES)}.", hint=LIST.usage_hint())
-    with command.work() as (session, workspace):
+    with command.read() as (session, workspace):
         lines, total = list_accounts(session, workspace=workspace, scope=scope, user_id=command.user_id,
                                      now=command.now)
     blocks = render("customer_list.j2", lines=lines, total=total, scope=scope)
@@ -112,7 +112,7 @@ HISTORY = Subcommand(
 def history(command: Command) -> Reply:
     if not command.args:
         raise BadInput("Which customer?", hint=HISTORY.usage_hint())
-    with command.work() as (session, workspace):
+    with command.read() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=joined(command.args))
         changes = svc.history(session, customer=customer)
         names = svc.contact_names(session, {c.contact_id for c in changes if c.contact_id})

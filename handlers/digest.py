@@ -22,7 +22,7 @@ def digest(command: Command) -> Reply:
     if len(command.args) > 1 or action not in ("preview", "subscribe", "unsubscribe"):
         raise BadInput("I could not read that.", hint=DIGEST.usage_hint())
     if action == "preview":
-        with command.work() as (session, workspace):
+        with command.read() as (session, workspace):
             built = svc.build_digest(session, workspace=workspace, now=command.now)
             blocks = blocks_for(built, workspace, preview=True)
         if len(blocks) > MESSAGE_BLOCKS:  # an ephemeral message has no thread to continue in

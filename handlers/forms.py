@@ -6,15 +6,16 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.errors import BadInput, NotFound
 from bot.runtime import Runtime
 from bot.services import customers as svc
 from bot.services.vocabulary import human, level_label
 from bot.services.workspaces import get_workspace
 from bot.slack import people
-from bot.slack.render import render
+from bot.slack.render import one_line, render
 from bot.slack.state import metadata, read_state
+from bot.slack.text import unescape_slack
 from handlers.cards import card_reply
 from models import Contact, Customer
 from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
@@ -30,10 +31,20 @@ CHOICES = {
     "levels": [(str(int(level)), level_label(int(level))) for level in RelationshipLevel],
 }
 PICKER_LIMIT = 100  # Slack shows at most 100 options
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers; PostgreSQL refuses to even compare a larger number
+
+
+def row_id(value) -> int | None:
+    """An id from a button value or private metadata, which anyone can forge: a database integer, or None."""
+    text = str(value if value is not None else "")
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ROW_ID:
+        return None
+    return int(text)
 
 
 def customer_in(session, workspace_id: str, customer_id) -> Customer:
-    customer = session.get(Customer, int(customer_id)) if str(customer_id or "").isdigit() else None
+    number = row_id(customer_id)
+    customer = session.get(Customer, number) if number is not None else None
     if customer is None or customer.workspace_id != workspace_id:
         raise NotFound("That customer no longer exists.")
     return customer
@@ -47,23 +58,23 @@ def _team(body: dict, context) -> str:
 
 
 def open_customer_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, user_id: str,
-                       customer_id: int | None = None) -> None:
+                       customer_id: int | str | None = None) -> None:
     customer = None
     if customer_id is not None:
-        with session_scope(runtime.engine) as session:
+        with read_scope(runtime.engine) as session:
             customer = customer_in(session, workspace_id, customer_id)
     client.views_open(trigger_id=trigger_id,
                       view=render("customer_form.j2", customer=customer, user_id=user_id, **CHOICES))
 
 
-def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | None = None,
+def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | str | None = None,
                     summary: str | None = None, link: str | None = None, kind: str = "call",
                     push: bool = False) -> None:
     customer, contacts = None, []
     if customer_id is not None:
-        with session_scope(runtime.engine) as session:
+        with read_scope(runtime.engine) as session:
             customer = customer_in(session, workspace_id, customer_id)
-            contacts = [(str(c.id), c.name[:75]) for c in session.exec(
+            contacts = [(str(c.id), one_line(c.name)) for c in session.exec(
                 select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.name).limit(100))]
     meta = {"customer_id": customer.id if customer else None, "link": link}
     view = render("touch_form.j2", customer=customer, contacts=contacts, meta=meta, kind=kind,
@@ -71,18 +82,18 @@ def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: 
     (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
 
 
-def open_remind_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int,
+def open_remind_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | str,
                      push: bool = False) -> None:
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:
         customer = customer_in(session, workspace_id, customer_id)
     (client.views_push if push else client.views_open)(trigger_id=trigger_id,
                                                        view=render("remind_form.j2", customer=customer))
 
 
-def open_card_modal(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int,
+def open_card_modal(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | str,
                     push: bool = False) -> None:
     """The card in a modal, for surfaces with no channel to answer in (App Home, other modals)."""
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:
         workspace = get_workspace(session, workspace_id)
         customer = customer_in(session, workspace_id, customer_id)
         reply = card_reply(session, workspace, customer, runtime.clock.now())
@@ -91,8 +102,8 @@ def open_card_modal(runtime: Runtime, client, *, trigger_id: str, workspace_id: 
     (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
 
 
-def open_contact_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int) -> None:
-    with session_scope(runtime.engine) as session:
+def open_contact_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | str) -> None:
+    with read_scope(runtime.engine) as session:
         customer = customer_in(session, workspace_id, customer_id)
     client.views_open(trigger_id=trigger_id, view=render("contact_form.j2", customer=customer, **CHOICES))
 
@@ -110,7 +121,7 @@ def register(app: App, router) -> None:
             open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
                             customer_id=customer_id, push=body.get("view", {}).get("type") == "modal")
             return
-        with session_scope(runtime.engine) as session:
+        with read_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
             customer = customer_in(session, team, customer_id)
             reply = card_reply(session, workspace, customer, runtime.clock.now())
@@ -120,21 +131,20 @@ def register(app: App, router) -> None:
     def log_touch_button(ack: Ack, body, context, client):
         ack()
         open_touch_form(context["runtime"], client, trigger_id=body["trigger_id"], workspace_id=_team(body, context),
-                        customer_id=int(body["actions"][0]["value"]),
-                        push=body.get("view", {}).get("type") == "modal")
+                        customer_id=body["actions"][0]["value"], push=body.get("view", {}).get("type") == "modal")
 
     @app.action("card.edit")
     def edit_button(ack: Ack, body, context, client):
         ack()
         open_customer_form(context["runtime"], client, trigger_id=body["trigger_id"],
                            workspace_id=_team(body, context), user_id=body["user"]["id"],
-                           customer_id=int(body["actions"][0]["value"]))
+                           customer_id=body["actions"][0]["value"])
 
     @app.action("card.contact")
     def contact_button(ack: Ack, body, context, client):
         ack()
         open_contact_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                          workspace_id=_team(body, context), customer_id=int(body["actions"][0]["value"]))
+                          workspace_id=_team(body, context), customer_id=body["actions"][0]["value"])
 
     @app.shortcut("log_to_customer")
     def log_message_shortcut(ack: Ack, shortcut, context, client):
@@ -147,16 +157,16 @@ def register(app: App, router) -> None:
         except SlackApiError as exc:  # the touch is still worth logging without its link
             log.warning("no permalink for %s/%s: %s", channel, message.get("ts"), exc.response.get("error"))
         open_touch_form(context["runtime"], client, trigger_id=shortcut["trigger_id"],
-                        workspace_id=context["team_id"], summary=message.get("text") or "", link=link,
+                        workspace_id=context["team_id"], summary=unescape_slack(message.get("text") or ""), link=link,
                         kind="message")
 
     @app.options("customer_picker")
     def customer_picker(ack: Ack, body, context):
         runtime: Runtime = context["runtime"]
-        with session_scope(runtime.engine) as session:
+        with read_scope(runtime.engine) as session:
             found = svc.search_customers(session, workspace_id=_team(body, context), query=body.get("value") or "",
                                          limit=PICKER_LIMIT)
-        ack(options=[{"text": {"type": "plain_text", "text": c.name[:75]}, "value": str(c.id)} for c in found])
+        ack(options=[{"text": {"type": "plain_text", "text": one_line(c.name)}, "value": str(c.id)} for c in found])
 
     @app.view("customer_form")
     def customer_form_submitted(ack: Ack, body, context, client):
@@ -168,13 +178,15 @@ def register(app: App, router) -> None:
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
             if meta.get("customer_id") is None:
-                svc.createcustomer_in(session, workspace=workspace, name=values.get("name") or "", by=user_id,
-                                    now=now, tier=values["tier"], stage=values["stage"],
-                                    org_relationship=values["org"], owner_id=values.get("owner"),
+                svc.create_customer(session, workspace=workspace, name=values.get("name") or "", by=user_id,
+                                    now=now, tier=values.get("tier") or Tier.general,
+                                    stage=values.get("stage") or Stage.prospect,
+                                    org_relationship=values.get("org") or OrgRelationship.vendor,
+                                    owner_id=values.get("owner"),
                                     channel_id=values.get("channel"))
             else:
                 customer = customer_in(session, team, meta["customer_id"])
-                svc.renamecustomer_in(session, workspace=workspace, customer=customer, name=values.get("name") or "",
+                svc.rename_customer(session, workspace=workspace, customer=customer, name=values.get("name") or "",
                                     actor=actor, now=now)
                 for field, key in ((HistoryField.tier, "tier"), (HistoryField.stage, "stage"),
                                    (HistoryField.org, "org"), (HistoryField.owner, "owner")):
@@ -200,17 +212,18 @@ def register(app: App, router) -> None:
             customer = customer_in(session, team, customer_id)
             contact = None
             if values.get("contact"):
-                contact = session.get(Contact, int(values["contact"]))
+                number = row_id(values["contact"])
+                contact = session.get(Contact, number) if number is not None else None
                 if contact is None or contact.customer_id != customer.id:
                     raise BadInput("That person is not in this customer's decision chain.", field="contact")
             try:
-                svc.log_touch(session, workspace=workspace, customer=customer, kind=values.get("kind") or "",
-                              summary=values.get("summary") or "", by=user_id, now=now, contact=contact,
-                              link=meta.get("link"))
+                touch = svc.log_touch(session, workspace=workspace, customer=customer, kind=values.get("kind") or "",
+                                      summary=values.get("summary") or "", by=user_id, now=now, contact=contact,
+                                      link=meta.get("link"))
             except BadInput as exc:
                 exc.field = exc.field or "summary"
                 raise
-            view = render("touch_logged.j2", customer=customer, kind=values.get("kind"))
+            view = render("touch_logged.j2", customer=customer, kind=touch.kind)  # canonical: "lunch" → meeting
         ack(response_action="update", view=view)
 
     @app.view("contact_form")

@@ -2,7 +2,7 @@
 
 from slack_bolt import Ack, App
 
-from bot.db import session_scope
+from bot.db import read_scope
 from bot.runtime import Runtime
 from bot.services.card import home
 from bot.services.workspaces import get_workspace
@@ -12,7 +12,7 @@ from handlers.crm import Router
 
 
 def publish_home(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:
         workspace = get_workspace(session, workspace_id)
         data = home(session, workspace=workspace, user_id=user_id, now=runtime.clock.now())
     client.views_publish(user_id=user_id, view=render("home.j2", home=data))
@@ -43,10 +43,10 @@ def register(app: App, router: Router) -> None:
         runtime, team = context["runtime"], context["team_id"]
         if what == "touch":
             forms.open_touch_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
-                                  customer_id=int(customer_id))
+                                  customer_id=customer_id)
         elif what == "remind":
             forms.open_remind_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
-                                   customer_id=int(customer_id))
+                                   customer_id=customer_id)
         else:
             forms.open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
-                                  customer_id=int(customer_id))
+                                  customer_id=customer_id)

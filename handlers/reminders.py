@@ -82,7 +82,7 @@ REMINDERS = Subcommand(
 def reminders(command: Command) -> Reply:
     if command.args:
         raise BadInput("`/crm reminders` takes no arguments.", hint=REMINDERS.usage_hint())
-    with command.work() as (session, workspace):
+    with command.read() as (session, workspace):
         rows = svc.open_reminders(session, workspace_id=workspace.id, owner_id=command.user_id, limit=40)
     return Reply(text=f"{len(rows)} open reminders", blocks=render("reminders_list.j2", rows=rows))
 

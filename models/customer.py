@@ -9,12 +9,13 @@ from models.types import UTCDateTime
 
 NAME_MAX = 200
 SUMMARY_MAX = 2000
+NAME_KEY_TYPE = String(NAME_MAX * 3).with_variant(String(NAME_MAX * 3, collation="C"), "postgresql")
 
 
 class Customer(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("workspace_id", "name_key", name="uq_customer_workspace_name"),
-        Index("ix_customer_workspace_owner", "workspace_id", "owner_id"),
+        Index("ix_customer_workspace_owner", "workspace_id", "owner_id", "revisit_due_at"),
         Index("ix_customer_workspace_tier", "workspace_id", "tier"),
         Index("ix_customer_workspace_revisit", "workspace_id", "revisit_due_at"),
     )
@@ -22,8 +23,9 @@ class Customer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: str = Field(foreign_key="workspace.id", max_length=32)
     name: str = Field(max_length=NAME_MAX)
-    # Case- and width-folded name: the key for uniqueness and prefix search.
-    name_key: str = Field(max_length=NAME_MAX * 3)
+    # Case- and width-folded name: the key for uniqueness and prefix search. Byte order ("C") on PostgreSQL
+    # so the prefix range `key <= name_key < key + U+10FFFF` means the same as on SQLite.
+    name_key: str = Field(sa_type=NAME_KEY_TYPE)
     tier: str = Field(default="general", sa_type=String(16))
     stage: str = Field(default="prospect", sa_type=String(16))
     org_relationship: str = Field(default="vendor", sa_type=String(24))
@@ -48,7 +50,7 @@ class Contact(SQLModel, table=True):
     workspace_id: str = Field(foreign_key="workspace.id", max_length=32, index=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     name: str = Field(max_length=NAME_MAX)
-    name_key: str = Field(max_length=NAME_MAX * 3)
+    name_key: str = Field(sa_type=NAME_KEY_TYPE)
     role: str = Field(default="influencer", sa_type=String(16))
     level: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     slack_user_id: str | None = Field(default=None, max_length=32)

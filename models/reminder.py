@@ -12,7 +12,8 @@ class Reminder(SQLModel, table=True):
     __table_args__ = (
         Index("ix_reminder_status_next", "status", "next_attempt_at"),
         Index("ix_reminder_owner_status", "workspace_id", "owner_id", "status"),
-        Index("ix_reminder_customer", "customer_id"),
+        Index("ix_reminder_customer", "customer_id", "kind", "status", "due_at"),
+        Index("ix_reminder_overdue", "workspace_id", "kind", "status", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.services.customers import contact_names, history
@@ -117,32 +117,38 @@ LIST_SCOPES = ("mine", "key", "at-risk", "all")
 
 def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id: str, now: datetime,
                   limit: int = 20) -> tuple[list[AccountLine], int]:
-    """Most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit. (lines, total)."""
-    overdue = (
-        select(Reminder.customer_id, func.count().label("n"))
-        .where(Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
-               Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now)
-        .group_by(Reminder.customer_id)
-        .subquery()
-    )
-    overdue_count = func.coalesce(overdue.c.n, 0)
-    query = (
-        select(Customer, overdue_count)
-        .outerjoin(overdue, overdue.c.customer_id == Customer.id)
-        .where(Customer.workspace_id == workspace.id)
-    )
+    """Most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit. (lines, total).
+
+    Two short queries instead of one ordering the whole workspace: the few accounts with overdue follow-ups
+    come from the reminders index, the rest in revisit order from the customer index."""
+    in_scope = [Customer.workspace_id == workspace.id]
     if scope == "mine":
-        query = query.where(Customer.owner_id == user_id)
+        in_scope.append(Customer.owner_id == user_id)
     elif scope == "key":
-        query = query.where(Customer.tier == Tier.key)
-    elif scope == "at-risk":
+        in_scope.append(Customer.tier == Tier.key)
+    overdue_rows = session.exec(
+        select(Customer, func.count(Reminder.id).label("n"))
+        .join(Reminder, Reminder.customer_id == Customer.id)
+        .where(*in_scope, Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
+               Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now)
+        .group_by(Customer.id)
+        .order_by(func.count(Reminder.id).desc(), Customer.revisit_due_at, Customer.id)
+    ).all()
+    overdue_ids = {customer.id for customer, _n in overdue_rows}
+    rest = select(Customer).where(*in_scope)
+    if scope == "at-risk":
         # At risk by this week's health snapshot (kept fresh by the scheduler), or with overdue follow-ups.
         at_risk = (select(HealthSnapshot.customer_id)
                    .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
                           HealthSnapshot.band == HealthBand.at_risk))
-        query = query.where(or_(overdue.c.n > 0, Customer.id.in_(at_risk)))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(overdue_count.desc(), Customer.revisit_due_at, Customer.id).limit(limit)).all()
+        rest = rest.where(Customer.id.in_(at_risk))
+    if overdue_ids:
+        rest = rest.where(Customer.id.not_in(overdue_ids))
+    total = len(overdue_ids) + session.exec(select(func.count()).select_from(rest.subquery())).one()
+    rows = list(overdue_rows[:limit])
+    if len(rows) < limit:
+        rows += [(customer, 0) for customer in session.exec(
+            rest.order_by(Customer.revisit_due_at, Customer.id).limit(limit - len(rows))).all()]
     lines = []
     for customer, overdue_n in rows:
         line = AccountLine(customer=customer, overdue_followups=overdue_n)

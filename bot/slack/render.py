@@ -1,6 +1,7 @@
 """Jinja2 templates → Block Kit. Every value a template prints must go through a filter that escapes it."""
 
 import json
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -85,12 +86,26 @@ def esc(value, limit: int | None = None) -> str:
     return escape_mrkdwn(_truncate(str(value), limit))
 
 
+def one_line(value, limit: int = 75) -> str:
+    """Plain text for an option or a title: white space (newlines too) collapsed, cut with an ellipsis."""
+    return _truncate(" ".join(str(value).split()), limit)
+
+
+_USER_ID = re.compile(r"[UWB][A-Z0-9]{1,31}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,31}")
+
+
 def user(user_id: str | None) -> str:
-    return f"<@{user_id}>" if user_id else "nobody"
+    """A mention; anything that is not a Slack user id is shown as escaped text, never as markup."""
+    if not user_id:
+        return "nobody"
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id) else escape_mrkdwn(user_id)
 
 
 def channel(channel_id: str | None) -> str:
-    return f"<#{channel_id}>" if channel_id else "none"
+    if not channel_id:
+        return "none"
+    return f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else escape_mrkdwn(channel_id)
 
 
 def slack_date(moment: datetime | None, style: str = "{date_short_pretty} {time}") -> str:
@@ -113,36 +128,13 @@ def _finalize(value):
     raise TypeError(f"template printed {value!r} without |mrkdwn, |plain or |json: user text must be escaped")
 
 
+_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=\s*[\]}])')
+
+
 def _strip_trailing_commas(source: str) -> str:
-    """Allow `[a, b, ]` in templates (loops and conditionals end cleanly); string contents are untouched."""
-    out: list[str] = []
-    in_string = escaped = False
-    pending_comma = None
-    for ch in source:
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch.isspace():
-            (pending_comma if pending_comma is not None else out).append(ch)
-            continue
-        if pending_comma is not None:
-            if ch not in "]}":
-                out.append(",")
-            out.extend(pending_comma)
-            pending_comma = None
-        if ch == ",":
-            pending_comma = []
-            continue
-        if ch == '"':
-            in_string = True
-        out.append(ch)
-    return "".join(out)
+    """Allow `[a, b, ]` in templates (loops and conditionals end cleanly); string contents are untouched.
+    One regex pass (strings are matched whole, so a comma inside one is never seen)."""
+    return _STRING_OR_TRAILING_COMMA.sub(lambda m: "" if m.group(0) == "," else m.group(0), source)
 
 
 @lru_cache(maxsize=1)
@@ -150,6 +142,7 @@ def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
+        auto_reload=False,  # templates ship with the code; no stat() per render
         finalize=_finalize,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -117,7 +117,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=600), nullable=False),
+    sa.Column('name_key', sa.String(length=600).with_variant(sa.String(length=600, collation='C'), 'postgresql'), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
     sa.Column('stage', sa.String(length=16), nullable=False),
     sa.Column('org_relationship', sa.String(length=24), nullable=False),
@@ -133,7 +133,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('workspace_id', 'name_key', name='uq_customer_workspace_name')
     )
     with op.batch_alter_table('customer', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_workspace_owner', ['workspace_id', 'owner_id'], unique=False)
+        batch_op.create_index('ix_customer_workspace_owner', ['workspace_id', 'owner_id', 'revisit_due_at'], unique=False)
         batch_op.create_index('ix_customer_workspace_revisit', ['workspace_id', 'revisit_due_at'], unique=False)
         batch_op.create_index('ix_customer_workspace_tier', ['workspace_id', 'tier'], unique=False)
 
@@ -174,7 +174,7 @@ def upgrade() -> None:
     sa.Column('workspace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=600), nullable=False),
+    sa.Column('name_key', sa.String(length=600).with_variant(sa.String(length=600, collation='C'), 'postgresql'), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('slack_user_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
@@ -342,7 +342,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('reminder', schema=None) as batch_op:
-        batch_op.create_index('ix_reminder_customer', ['customer_id'], unique=False)
+        batch_op.create_index('ix_reminder_customer', ['customer_id', 'kind', 'status', 'due_at'], unique=False)
+        batch_op.create_index('ix_reminder_overdue', ['workspace_id', 'kind', 'status', 'due_at'], unique=False)
         batch_op.create_index('ix_reminder_owner_status', ['workspace_id', 'owner_id', 'status'], unique=False)
         batch_op.create_index('ix_reminder_status_next', ['status', 'next_attempt_at'], unique=False)
 
@@ -354,6 +355,7 @@ def downgrade() -> None:
     with op.batch_alter_table('reminder', schema=None) as batch_op:
         batch_op.drop_index('ix_reminder_status_next')
         batch_op.drop_index('ix_reminder_owner_status')
+        batch_op.drop_index('ix_reminder_overdue')
         batch_op.drop_index('ix_reminder_customer')
 
     op.drop_table('reminder')

@@ -1,0 +1,1 @@
+"""Benchmarks for Rapport (run them as scripts: `.venv/bin/python bench/bench_serve.py`)."""
