@@ -9,7 +9,7 @@ from rapidfuzz import process as fuzzy
 from slack_bolt import Ack, App, Respond
 
 from bot.db import read_scope, session_scope
-from bot.errors import BadInput
+from bot.errors import BadInput, PermissionDenied
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.workspaces import get_workspace
@@ -128,6 +128,15 @@ class Router:
         return self.find(sub), sub, tokens[1:]
 
 
+def ensure_member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
+    """Cards, notes and health are internal: guests and people from other organisations (who may share a
+    channel with us) are politely turned away. They can still answer surveys."""
+    person = people.lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    if person is not None and (person.is_restricted or (person.team_id and person.team_id != workspace_id)):
+        raise PermissionDenied("Sorry, /crm is for members of our own team. Guests and people from other "
+                               "organisations can answer our surveys, but customer records stay internal.")
+
+
 def register(app: App, router: Router) -> None:
     @app.command("/crm")
     def crm_command(ack: Ack, body: dict, context, client, respond: Respond):
@@ -154,6 +163,8 @@ def register(app: App, router: Router) -> None:
             ack=ack,
             trigger_id=body.get("trigger_id"),
         )
+        if subcommand.name != "help":
+            ensure_member(runtime, client, workspace_id=command.workspace_id, user_id=command.user_id)
         try:
             reply = subcommand.run(command)
         except BadInput as exc:

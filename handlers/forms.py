@@ -188,14 +188,15 @@ def register(app: App, router) -> None:
                 customer = customer_in(session, team, meta["customer_id"])
                 svc.rename_customer(session, workspace=workspace, customer=customer, name=values.get("name") or "",
                                     actor=actor, now=now)
+                if values.get("channel") != customer.channel_id:
+                    svc.set_channel(session, workspace=workspace, customer=customer,
+                                    channel_id=values.get("channel"), actor=actor, now=now)
+                # The owner last: once the account is handed over, the one saving may no longer change it.
                 for field, key in ((HistoryField.tier, "tier"), (HistoryField.stage, "stage"),
                                    (HistoryField.org, "org"), (HistoryField.owner, "owner")):
                     if values.get(key):
                         svc.change_state(session, workspace=workspace, customer=customer, field=field,
                                          value=values[key], actor=actor, now=now, reason="edited in the form")
-                if values.get("channel") != customer.channel_id:
-                    svc.set_channel(session, workspace=workspace, customer=customer,
-                                    channel_id=values.get("channel"), actor=actor, now=now)
         ack()
 
     @app.view("touch_form")

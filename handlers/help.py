@@ -1,5 +1,6 @@
 """`/crm help`: usage with examples, listing only the subcommands that are registered."""
 
+from bot.errors import BadInput
 from bot.slack.render import render
 from handlers.crm import Command, Reply, Router, Subcommand
 
@@ -15,6 +16,11 @@ def _lines(subcommand: Subcommand, *, detailed: bool) -> list[str]:
 def register(app, router: Router) -> None:
     def show_help(command: Command) -> Reply:
         topic = router.find(command.args[0].text) if command.args else None
+        if command.args and topic is None:
+            close = router.suggest(command.args[0].text)
+            raise BadInput(f"There is no `/crm {command.args[0].text}`."
+                           + (" Did you mean " + ", ".join(f"`/crm {c}`" for c in close) + "?" if close else ""),
+                           hint="`/crm help` lists every subcommand.")
         chosen = [topic] if topic else router.subcommands
         groups: dict[str, list[str]] = {}
         for subcommand in chosen:

@@ -110,7 +110,7 @@ def _redraw(runtime: Runtime, client, body: dict, respond, user_id: str, state: 
     client.chat_update(channel=channel, ts=ts, blocks=blocks, text="Reminder updated")
 
 
-def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: int) -> None:
+def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: int | None) -> None:
     user_id, team = body["user"]["id"], body["team"]["id"]
     now = runtime.clock.now()
     tz = owner_tz(runtime, client, team, user_id) if what in SNOOZES else None
@@ -146,7 +146,7 @@ def register(app: App, router: Router) -> None:
         # Bolt injects listener arguments by name, so the action's meaning is bound in a closure.
         def handler(ack: Ack, body, context, client, respond):
             ack()
-            act(context["runtime"], client, body, respond, what, int(body["actions"][0]["value"]))
+            act(context["runtime"], client, body, respond, what, forms.row_id(body["actions"][0]["value"]))
 
         return handler
 
@@ -158,13 +158,13 @@ def register(app: App, router: Router) -> None:
     def reminder_menu(ack: Ack, body, context, client, respond):
         ack()
         what, _, reminder_id = body["actions"][0]["selected_option"]["value"].partition(":")
-        act(context["runtime"], client, body, respond, what, int(reminder_id))
+        act(context["runtime"], client, body, respond, what, forms.row_id(reminder_id))
 
     @app.action("card.remind")
     def remind_button(ack: Ack, body, context, client):
         ack()
         forms.open_remind_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                               workspace_id=context["team_id"], customer_id=int(body["actions"][0]["value"]),
+                               workspace_id=context["team_id"], customer_id=body["actions"][0]["value"],
                                push=(body.get("view") or {}).get("type") == "modal")
 
     @app.view("remind_form")

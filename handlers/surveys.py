@@ -3,6 +3,7 @@
 import re
 
 from slack_bolt import Ack, App
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import session_scope
 from bot.errors import BadInput
@@ -14,7 +15,7 @@ from bot.services.worktime import WorkingHours
 from bot.slack import people
 from bot.slack.render import day, esc, render
 from bot.slack.state import metadata, read_state
-from bot.slack.surveys import CountRedrawer, close_and_report, post_survey
+from bot.slack.surveys import ClickOrder, CountRedrawer, close_and_report, post_survey
 from handlers import forms
 from handlers.args import joined
 from handlers.crm import Command, Reply, Router, Subcommand
@@ -67,6 +68,7 @@ def close_command(command: Command) -> Reply:
 def register(app: App, router: Router) -> None:
     router.add(SURVEY)
     redrawers: list[CountRedrawer] = []  # one per app: it owns the timers of throttled redraws
+    click_order = ClickOrder()  # one per app: the order of each person's clicks in flight
 
     def redrawer(runtime: Runtime) -> CountRedrawer:
         if not redrawers:
@@ -75,23 +77,27 @@ def register(app: App, router: Router) -> None:
 
     @app.action(re.compile(r"^survey\.answer\.\d+$"))
     def answered(ack: Ack, body, context, client, respond):
-        ack()
         runtime: Runtime = context["runtime"]
         survey_id, _, score = body["actions"][0]["value"].partition(":")
         user = body["user"]
         team = context["team_id"]  # the installed workspace, even when the clicker is from another org
         respondent_team = user.get("team_id")
-        is_guest = False
-        if respondent_team in (None, team):
-            person = people.lookup(runtime, client, workspace_id=team, user_id=user["id"])
-            is_guest = bool(person and person.is_restricted)
-        now = runtime.clock.now()
-        with session_scope(runtime.engine) as session:
-            workspace = get_workspace(session, team)
-            survey = svc.get_survey(session, workspace_id=team, survey_id=int(survey_id))
-            result = svc.answer(session, survey=survey, workspace=workspace, respondent_id=user["id"],
-                                respondent_team_id=respondent_team, is_guest=is_guest, score=int(score), now=now)
-            customer = session.get(Customer, survey.customer_id)
+        # Acked once the click holds its ticket (see ClickOrder), then stored in this person's order.
+        with click_order.turn(survey_id, user["id"], then=ack) as latest:
+            if not latest:
+                return  # a newer click of theirs came in meanwhile: it stores and thanks for itself
+            is_guest = False
+            if respondent_team in (None, team):  # people from other orgs are judged by their team, not looked up
+                person = people.lookup(runtime, client, workspace_id=team, user_id=user["id"])
+                is_guest = bool(person and person.is_restricted)
+            now = runtime.clock.now()
+            with session_scope(runtime.engine) as session:
+                workspace = get_workspace(session, team)
+                survey = svc.get_survey(session, workspace_id=team, survey_id=int(survey_id))
+                result = svc.answer(session, survey=survey, workspace=workspace, respondent_id=user["id"],
+                                    respondent_team_id=respondent_team, is_guest=is_guest, score=int(score),
+                                    now=now)
+                customer = session.get(Customer, survey.customer_id) if result.became_low else None
         if not result.counted:
             respond(response_type="ephemeral", replace_original=False, text="Thanks! Answers from our own team aren't counted — this survey is for our customers.")
             return
@@ -100,7 +106,7 @@ def register(app: App, router: Router) -> None:
                 blocks=render("survey_thanks.j2", survey=survey, comment_button=True,
                               text=f":pray: Thank you! You answered *{result.score}*{changed}. You can change it by clicking another score."))
         redrawer(runtime).clicked(survey.id)
-        if result.became_low and customer.owner_id:
+        if customer is not None and customer.owner_id:
             recover(runtime, client, survey, customer, result, respondent=user["id"])
 
     @app.action("survey.comment")
@@ -140,8 +146,10 @@ def register(app: App, router: Router) -> None:
         runtime: Runtime = context["runtime"]
         with session_scope(runtime.engine) as session:
             customer = forms.customer_in(session, context["team_id"], body["actions"][0]["value"])
+            cooldown_days = get_workspace(session, context["team_id"]).survey_cooldown_days
         opener = client.views_push if (body.get("view") or {}).get("type") == "modal" else client.views_open
-        opener(trigger_id=body["trigger_id"], view=render("survey_form.j2", customer=customer))
+        opener(trigger_id=body["trigger_id"], view=render("survey_form.j2", customer=customer,
+                                                          cooldown_days=cooldown_days))
 
     @app.view("survey_form")
     def survey_form_submitted(ack: Ack, body, context, client):
@@ -155,6 +163,8 @@ def register(app: App, router: Router) -> None:
                                            kind=values.get("kind") or "nps", channel_id=values.get("channel"),
                                            by=body["user"]["id"], force="force" in (values.get("force") or []))
         except BadInput as exc:
+            if exc.field == "force":
+                exc.hint = "Tick the box to send it anyway."  # the `force` of the command, in the form
             exc.field = exc.field or "channel"
             raise
         ack()
@@ -165,7 +175,12 @@ def register(app: App, router: Router) -> None:
 
 def recover(runtime: Runtime, client, survey, customer, result, *, respondent: str) -> None:
     """Service recovery: alert the owner now and set them a follow-up for the next working day."""
-    tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
+    try:
+        tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
+    except IntegrityError:
+        # Several low scores at once all looked the uncached owner up, and another one stored them first
+        # (people.remember_person is a get-then-insert): they are cached now. Recovery must not be lost to it.
+        tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
         workspace = get_workspace(session, survey.workspace_id)

@@ -32,6 +32,12 @@ class SlackHarness:
         other.__dict__.update(self.__dict__)
         other.sim = SlackSimulator(self.app, signing_secret=self.sim.secret, team_id=team_id,
                                    response_url_base=self.sim.response_url_base)
+        # The same names, as members of that workspace (their own ids and team).
+        other.people = {}
+        for preset in presets.PEOPLE:
+            user_id = f"{preset.id}{team_id[-3:]}"
+            self.fake.add_user(user_id, name=preset.name, team_id=team_id, tz=preset.tz, is_admin=preset.is_admin)
+            other.people[preset.key] = Person(id=user_id, name=preset.name, team_id=team_id)
         return other
 
     @property
@@ -47,7 +53,7 @@ class SlackHarness:
             raise AssertionError(f"a listener raised: {self.executor.errors!r}")
 
     def person(self, key: str) -> Person:
-        return PEOPLE[key]
+        return getattr(self, "people", PEOPLE)[key]
 
     def command(self, who: str, text: str, *, channel: str = "C0SALES") -> dict:
         text = text.removeprefix("/crm ")

@@ -111,3 +111,15 @@ def test_an_admin_configures_the_workspace_and_a_rep_cannot(slack):
     assert "Did you mean" in slack.command("mei", "config timezone Asia/Shangai")["text"]
     shown = text_of(slack.command("alice", "config"))
     assert "key 10 d" in shown and "08:30-17:30" in shown and "<@U0BOB>" in shown
+
+
+def test_a_guest_or_someone_from_another_organisation_cannot_read_cards(slack, fake_slack):
+    slack.command("alice", 'add "Acme Corp"')
+    fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
+    from bot.slack.simulate import Person
+
+    slack.sim.command(Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), "C0ACME", "show acme")
+    for who in ("carol",):
+        refused = slack.command(who, "show acme", channel="C0ACME")
+        assert "for members of our own team" in refused["text"] and "Acme Corp" not in str(refused.get("blocks"))
+    assert "/crm" in text_of(slack.command("carol", "help", channel="C0ACME"))

@@ -1,5 +1,6 @@
 """Customers and their relationship state: create, find by name, touch, decision chain, changes with history."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
-from bot.services.names import clean_text, name_key
+from bot.services.names import clean_text, name_key, refuse_control_characters, without_control_characters
 from bot.services.reminders import cancel_revisits
 from bot.services.vocabulary import WHAT, parse_choice
 from models import Contact, Customer, Interaction, RelationshipChange, Workspace
@@ -17,6 +18,9 @@ from models.customer import NAME_MAX, SUMMARY_MAX
 from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
 
 REASON_MAX = 500
+# Ids arrive from Slack's pickers but also in payloads anyone can forge; we print them inside <@…> and <#…>.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{1,31}")
 LINK_MAX = 2000
 FUTURE_SLACK = timedelta(minutes=5)  # clocks disagree a little; a touch "now" may look a moment ahead
 
@@ -47,6 +51,7 @@ def revisit_due(workspace: Workspace, customer: Customer) -> datetime:
 
 def find_customer(session: Session, *, workspace_id: str, query: str) -> Customer:
     """By exact name, else by unambiguous prefix (case-, width-insensitive); else the closest names."""
+    refuse_control_characters(query, what="customer name")
     key = name_key(query)
     if not key:
         raise BadInput("Which customer? Give its name (in quotes when it has spaces).")
@@ -91,7 +96,7 @@ def closest_names(session: Session, *, workspace_id: str, query: str, limit: int
 
 def search_customers(session: Session, *, workspace_id: str, query: str, limit: int = 50) -> list[Customer]:
     """For pickers that search as you type: prefix matches first, then names containing the text."""
-    key = name_key(query)
+    key = name_key(without_control_characters(query))
     base = select(Customer).where(Customer.workspace_id == workspace_id)
     if not key:
         return list(session.exec(base.order_by(Customer.revisit_due_at).limit(limit)).all())
@@ -157,6 +162,13 @@ def ensure_may_change(workspace: Workspace, customer: Customer | None, actor: Ac
 # -- writing ------------------------------------------------------------------------------------------
 
 
+def _slack_id(value: str | None, *, what: str) -> str | None:
+    pattern, field = (_USER_ID, "owner") if what == "owner" else (_CHANNEL_ID, "channel")
+    if value is not None and not pattern.fullmatch(value):
+        raise BadInput(f"That {what} is not a Slack {'user' if what == 'owner' else 'channel'}.", field=field)
+    return value
+
+
 def create_customer(
     session: Session,
     *,
@@ -171,19 +183,21 @@ def create_customer(
     channel_id: str | None = None,
 ) -> Customer:
     name = clean_text(name, what="customer name", limit=NAME_MAX)
+    owner_id, channel_id = _slack_id(owner_id, what="owner"), _slack_id(channel_id, what="channel")
     key = name_key(name)
     existing = session.exec(
         select(Customer).where(Customer.workspace_id == workspace.id, Customer.name_key == key)
     ).first()
     if existing is not None:
-        raise BadInput(f"A customer named “{existing.name}” already exists.", hint=f'See it with `/crm show "{existing.name}"`.')
+        raise BadInput(f"A customer named “{existing.name}” already exists.", hint=f'See it with `/crm show "{existing.name}"`.',
+                       field="name")
     customer = Customer(
         workspace_id=workspace.id,
         name=name,
         name_key=key,
-        tier=Tier(tier).value,
-        stage=Stage(stage).value,
-        org_relationship=OrgRelationship(org_relationship).value,
+        tier=parse_choice(Tier, tier).value,
+        stage=parse_choice(Stage, stage).value,
+        org_relationship=parse_choice(OrgRelationship, org_relationship).value,
         owner_id=owner_id or by,
         channel_id=channel_id,
         created_by=by,
@@ -215,7 +229,7 @@ def rename_customer(session: Session, *, workspace: Workspace, customer: Custome
 def set_channel(session: Session, *, workspace: Workspace, customer: Customer, channel_id: str | None,
                 actor: Actor, now: datetime) -> None:
     ensure_may_change(workspace, customer, actor)
-    customer.channel_id, customer.updated_at = channel_id, now
+    customer.channel_id, customer.updated_at = _slack_id(channel_id, what="channel"), now
     session.add(customer)
 
 
@@ -299,7 +313,7 @@ def change_state(
     ensure_may_change(workspace, customer, actor)
     reason = _clean_reason(reason)
     if field == HistoryField.owner:
-        new = value
+        new = _slack_id(value, what="owner")
         old = customer.owner_id
     else:
         enum = {HistoryField.tier: Tier, HistoryField.stage: Stage, HistoryField.org: OrgRelationship}[field]

@@ -18,12 +18,22 @@ def clean_text(value: str, *, what: str, limit: int, required: bool = True, sing
     value = value.strip()
     if required and not value:
         raise BadInput(f"The {what} is empty.")
-    bad = sorted({ch for ch in value if ch in _FORBIDDEN})
-    if bad:
-        shown = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
-        raise BadInput(f"The {what} contains a control character ({shown}) that cannot be stored; remove it.")
+    refuse_control_characters(value, what=what, why="cannot be stored")
     if single_line and ("\n" in value or "\r" in value):
         raise BadInput(f"The {what} must be on one line.")
     if len(value) > limit:
         raise BadInput(f"The {what} is {len(value):,} characters long; the limit is {limit:,}.")
     return value
+
+
+def refuse_control_characters(value: str, *, what: str, why: str = "cannot be read") -> None:
+    """BadInput naming the control characters in `value`, if any: PostgreSQL cannot even compare text holding NUL."""
+    bad = sorted({ch for ch in value if ch in _FORBIDDEN})
+    if bad:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
+        raise BadInput(f"The {what} contains a control character ({shown}) that {why}; remove it.")
+
+
+def without_control_characters(value: str) -> str:
+    """For search as you type, where a stray control character should find nothing rather than fail."""
+    return "".join(ch for ch in value if ch not in _FORBIDDEN)

@@ -8,7 +8,7 @@ one process only, and the claims of a process that died return to the queue when
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, bindparam, case, func, literal, or_, update
 from sqlmodel import Session, select
 
 from bot.errors import BadInput, NotFound, PermissionDenied
@@ -20,6 +20,7 @@ from models.enums import ReminderKind, ReminderStatus, Tier
 NOTE_MAX = 1000
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
+LEASE_EXPIRED = "lease_expired"  # last_error of a row taken back from a claimant that did not finish
 LATE_AFTER = timedelta(minutes=15)  # delivered this long after it was due: say it is late
 ESCALATE_AFTER_WORKING_DAYS = 2
 OPEN = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
@@ -74,8 +75,8 @@ def create_followup(
     return reminder
 
 
-def get_reminder(session: Session, *, workspace_id: str, reminder_id: int) -> Reminder:
-    reminder = session.get(Reminder, reminder_id)
+def get_reminder(session: Session, *, workspace_id: str, reminder_id: int | None) -> Reminder:
+    reminder = session.get(Reminder, reminder_id) if reminder_id is not None else None
     if reminder is None or reminder.workspace_id != workspace_id:
         raise NotFound("That reminder no longer exists.")
     return reminder
@@ -135,23 +136,37 @@ def cancel_revisits(session: Session, *, customer_id: int, now: datetime) -> Non
 # -- revisits ---------------------------------------------------------------------------------------------
 
 
-def plan_revisits(session: Session, *, now: datetime, hours_for, horizon: timedelta = timedelta(hours=36),
-                  limit: int = 5000) -> int:
-    """Rows for customers whose revisit falls due soon and that have no open revisit yet, each to be
-    delivered at the start of the owner's working day it falls on, so one morning agenda carries them all."""
+REVISIT_HORIZON = timedelta(hours=36)
+
+
+def _revisits_to_plan(now: datetime, horizon: timedelta, limit: int):
     open_revisit = (
         select(Reminder.id)
         .where(Reminder.customer_id == Customer.id, Reminder.kind == ReminderKind.revisit,
                Reminder.status.in_(OPEN))
         .exists()
     )
-    due = session.exec(
+    return (
         select(Customer.id, Customer.workspace_id, Customer.owner_id, Customer.revisit_due_at)
         .where(Customer.revisit_due_at <= now + horizon, Customer.owner_id.is_not(None),
                Customer.stage != "churned", ~open_revisit)
         .order_by(Customer.revisit_due_at)
         .limit(limit)
-    ).all()
+    )
+
+
+def revisit_owners(session: Session, *, now: datetime, horizon: timedelta = REVISIT_HORIZON,
+                   limit: int = 5000) -> set[tuple[str, str]]:
+    """(workspace, owner) of the revisits plan_revisits would plan now: their time zones must be known first,
+    or the agenda is planned for the workspace's morning instead of the owner's."""
+    return {(w, o) for _, w, o, _ in session.exec(_revisits_to_plan(now, horizon, limit)).all()}
+
+
+def plan_revisits(session: Session, *, now: datetime, hours_for, horizon: timedelta = REVISIT_HORIZON,
+                  limit: int = 5000) -> int:
+    """Rows for customers whose revisit falls due soon and that have no open revisit yet, each to be
+    delivered at the start of the owner's working day it falls on, so one morning agenda carries them all."""
+    due = session.exec(_revisits_to_plan(now, horizon, limit)).all()
     for customer_id, workspace_id, owner_id, due_at in due:
         hours: WorkingHours = hours_for(workspace_id, owner_id)
         morning = hours.next_start(due_at.astimezone(hours.tz).date())
@@ -180,13 +195,25 @@ def claim_due(session: Session, *, now: datetime, process: str, limit: int = 100
         and_(Reminder.status == ReminderStatus.pending, Reminder.next_attempt_at <= now),
         and_(Reminder.status == ReminderStatus.claimed, Reminder.lease_expires_at < now),
     )
-    candidates = select(Reminder.id).where(due).order_by(Reminder.next_attempt_at).limit(limit)
+    # By owner, so that one owner's backlog after an outage lands in one claim and goes out as one summary.
+    candidates = select(Reminder.id).where(due).order_by(Reminder.workspace_id, Reminder.owner_id,
+                                                         Reminder.next_attempt_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+    # Pick the ids first (locked until commit), then update them. As a subquery of the UPDATE, PostgreSQL
+    # may plan a nested-loop semi join that re-runs the LIMIT once per row and claims every due row.
+    picked = session.exec(candidates).all()
+    if not picked:
+        return []
+    # A row taken back from a claimant whose lease ran out counts as an attempt with an unknown outcome:
+    # it may have been posted just before that process died, so the dispatcher looks before posting it.
+    reclaimed = Reminder.status == ReminderStatus.claimed
     ids = session.exec(
         update(Reminder)
-        .where(Reminder.id.in_(candidates.scalar_subquery()), due)
-        .values(status=ReminderStatus.claimed, claimed_by=process, lease_expires_at=now + lease)
+        .where(Reminder.id.in_(picked), due)
+        .values(status=ReminderStatus.claimed, claimed_by=process, lease_expires_at=now + lease,
+                attempts=case((reclaimed, Reminder.attempts + 1), else_=Reminder.attempts),
+                last_error=case((reclaimed, literal(LEASE_EXPIRED)), else_=Reminder.last_error))
         .returning(Reminder.id)
     ).scalars().all()
     if not ids:
@@ -211,12 +238,26 @@ def release(session: Session, *, reminder_id: int, process: str, deliver_at: dat
 def mark_delivered(session: Session, *, reminder_ids: list[int], process: str, now: datetime, channel: str,
                    ts: str) -> int:
     """Only the claimant records delivery; a process whose lease ran out finds nothing to update."""
-    result = session.exec(
-        update(Reminder)
-        .where(Reminder.id.in_(reminder_ids), Reminder.claimed_by == process,
-               Reminder.status == ReminderStatus.claimed)
-        .values(status=ReminderStatus.delivered, delivered_at=now, dm_channel=channel, message_ts=ts,
-                lease_expires_at=None, late=Reminder.deliver_at < now - LATE_AFTER, last_error=None)
+    return record_deliveries(session, deliveries=[(reminder_ids, channel, ts)], process=process, now=now)
+
+
+def record_deliveries(session: Session, *, deliveries: list[tuple[list[int], str, str]], process: str,
+                      now: datetime) -> int:
+    """mark_delivered for several DMs (reminder ids, channel, ts) at once: one statement run for every row,
+    as the ORM's per-statement work would otherwise cost more than the DMs themselves."""
+    rows = [{"b_id": reminder_id, "b_channel": channel, "b_ts": ts}
+            for reminder_ids, channel, ts in deliveries for reminder_id in reminder_ids]
+    if not rows:
+        return 0
+    table = Reminder.__table__
+    result = session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.claimed_by == process,
+               table.c.status == ReminderStatus.claimed)
+        .values(status=ReminderStatus.delivered, delivered_at=now, dm_channel=bindparam("b_channel"),
+                message_ts=bindparam("b_ts"), lease_expires_at=None, late=table.c.deliver_at < now - LATE_AFTER,
+                last_error=None),
+        rows,
     )
     return result.rowcount or 0
 

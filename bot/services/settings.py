@@ -14,6 +14,8 @@ from models.workspace import DEFAULT_HEALTH_WEIGHTS
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,31}$")
 
 KEYS = {
     "managers": "managers add|remove @user… — who reads the digest and may change any account",
@@ -113,8 +115,11 @@ def configure(session: Session, *, workspace: Workspace, actor: Actor, key: str,
 def _apply(w: Workspace, key: str, args: list[str]) -> str:
     if key == "managers":
         action, users = args[0].lower(), args[1:]
-        if action not in ("add", "remove") or not users or not all(u.startswith(("U", "W")) for u in users):
+        if action not in ("add", "remove") or not users:
             raise ValueError
+        strangers = [u for u in users if not _USER_ID.match(u)]
+        if strangers:
+            raise BadInput(f"“{strangers[0]}” is not a person: name managers as @mentions.")
         managers = list(w.managers)
         for user in users:
             if action == "add" and user not in managers:
@@ -154,7 +159,7 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
         w.timezone = timezone_name(args[0])
         return f"Workspace time zone: {w.timezone}."
     if key == "digest-channel":
-        if not args[0].startswith(("C", "G")):
+        if not _CHANNEL_ID.match(args[0]):
             raise BadInput("Name the channel as #channel.")
         w.digest_channel = args[0]
         return f"The digest goes to <#{w.digest_channel}>."

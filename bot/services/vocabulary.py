@@ -57,7 +57,8 @@ def parse_choice(enum: type[Enum], text: str):
     matches = [member for name, member in names.items() if name.startswith(word)] if word else []
     if len(matches) == 1:
         return matches[0]
-    raise BadInput(f"“{text}” is not a {what}.", hint=f"Choose one of: {choices(enum)}.")
+    article = "an" if what[0] in "aeiou" else "a"
+    raise BadInput(f"“{text}” is not {article} {what}.", hint=f"Choose one of: {choices(enum)}.")
 
 
 def level_label(level: int) -> str:
