@@ -5,17 +5,28 @@ from slack_bolt import Ack, App
 from bot.db import read_scope
 from bot.runtime import Runtime
 from bot.services.card import home
+from bot.services.customers import may_change
+from bot.services.digest import build_digest
 from bot.services.workspaces import get_workspace
+from bot.slack.people import actor
 from bot.slack.render import render
 from handlers import forms
 from handlers.crm import Router
 
+PORTFOLIO_AT_RISK = 10
+
 
 def publish_home(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
+    """The user's accounts; managers (and admins) also see the key-account portfolio."""
+    manager = actor(runtime, client, workspace_id=workspace_id, user_id=user_id)
     with read_scope(runtime.engine) as session:
         workspace = get_workspace(session, workspace_id)
-        data = home(session, workspace=workspace, user_id=user_id, now=runtime.clock.now())
-    client.views_publish(user_id=user_id, view=render("home.j2", home=data))
+        now = runtime.clock.now()
+        data = home(session, workspace=workspace, user_id=user_id, now=now)
+        portfolio = (build_digest(session, workspace=workspace, now=now)
+                     if may_change(workspace, None, manager) else None)
+    client.views_publish(user_id=user_id, view=render("home.j2", home=data, portfolio=portfolio,
+                                                      at_risk_shown=PORTFOLIO_AT_RISK))
 
 
 def register(app: App, router: Router) -> None:

@@ -105,3 +105,19 @@ def test_the_account_menu_and_buttons_open_the_card_the_touch_and_the_remind_for
     slack.wait()
     assert len(slack.fake.calls("views.open")) == before
     assert "no longer exists" in slack.fake.last("chat.postMessage").args["text"]
+
+
+def test_a_managers_home_shows_the_key_account_portfolio(slack, clock, fake_slack):
+    from datetime import timedelta
+
+    slack.command("mei", "config managers add <@U0MEI|mei>")
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    slack.command("alice", 'contact acme "Li Wei" role:decision_maker level:1')
+    clock.advance(timedelta(days=45))
+    slack.sim.event({"type": "app_home_opened", "user": "U0MEI", "tab": "home", "channel": "D0MEI"})
+    slack.sim.event({"type": "app_home_opened", "user": "U0BOB", "tab": "home", "channel": "D0BOB"})
+    slack.wait()
+    views = {c.args["user_id"]: c.args["view"] for c in fake_slack.calls("views.publish")}
+    manager = str(views["U0MEI"])
+    assert "Key-account portfolio" in manager and "Acme Corp" in manager and "At risk" in manager
+    assert "Key-account portfolio" not in str(views["U0BOB"])
