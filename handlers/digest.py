@@ -25,10 +25,12 @@ def digest(command: Command) -> Reply:
         with command.read() as (session, workspace):
             built = svc.build_digest(session, workspace=workspace, now=command.now)
             blocks = blocks_for(built, workspace, preview=True)
-        if len(blocks) > MESSAGE_BLOCKS:  # an ephemeral message has no thread to continue in
-            hidden = len(blocks) - (MESSAGE_BLOCKS - 1)
-            blocks = blocks[: MESSAGE_BLOCKS - 1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"…{hidden} more lines in the full digest, posted weekly to the managers' channel.")}]}]
+        if len(blocks) > MESSAGE_BLOCKS:  # an ephemeral message has no thread to continue in: keep the legend
+            kept, hidden, legend = blocks[: MESSAGE_BLOCKS - 2], blocks[MESSAGE_BLOCKS - 2 : -1], blocks[-1]
+            lines = sum(1 for block in hidden if block.get("type") == "section")
+            note = {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                f"…{lines} more lines in the full digest, posted weekly to the managers' channel.")}]}
+            blocks = [*kept, note, legend]
         return Reply(text=fallback_text(built), blocks=blocks)
     actor = command.actor()
     with command.work() as (session, workspace):

@@ -145,8 +145,14 @@ def _direction(change: RelationshipChange) -> bool | None:
     return order.index(change.to_value) > order.index(change.from_value)
 
 
-def build_digest(session: Session, *, workspace: Workspace, now: datetime) -> Digest:
-    scored = health_svc.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
+def build_digest(session: Session, *, workspace: Workspace, now: datetime,
+                 scored: list[health_svc.Scored] | None = None, period: str | None = None) -> Digest:
+    """`scored`: the whole workspace's health as the weekly job just computed it, so the key accounts are not
+    scored a second time (a third of the job's time with 10,000 customers)."""
+    if scored is None:
+        scored = health_svc.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
+    else:
+        scored = [item for item in scored if item.customer.tier == Tier.key]
     key_ids = select(Customer.id).where(Customer.workspace_id == workspace.id, Customer.tier == Tier.key)
     week = health_svc.week_start(now)
     history: dict[int, dict] = defaultdict(dict)
@@ -194,7 +200,9 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime) -> Di
     for owner, customer_id, n in overdue_rows:
         if customer_id in by_id:
             owners[owner].append((by_id[customer_id], n))
-    overdue_by_owner = sorted(owners.items(), key=lambda kv: -sum(n for _, n in kv[1]))
+    for accounts_of_owner in owners.values():  # the database returns groups in any order: most overdue first
+        accounts_of_owner.sort(key=lambda item: (-item[1], item[0].name_key))
+    overdue_by_owner = sorted(owners.items(), key=lambda kv: (-sum(n for _, n in kv[1]), kv[0]))
 
     week_ago = now - timedelta(days=7)
     survey_rows = session.exec(
@@ -244,7 +252,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime) -> Di
         _mean([history[c][w] for c in history if history[c].get(w) is not None]) for w in weeks
     ] + [_mean([a.score for a in accounts if a.score is not None])]
     return Digest(
-        workspace_id=workspace.id, period=period_of(now), generated_at=now, total=len(accounts), bands=bands,
+        workspace_id=workspace.id, period=period or period_of(now), generated_at=now, total=len(accounts), bands=bands,
         band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
         overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
         no_survey=no_survey, portfolio=sparkline(portfolio_weeks),

@@ -138,6 +138,21 @@ def move_line(move) -> str:
     return f"{arrow} *{esc(move.customer.name, 80)}*: {what} (by {user(move.by)})"
 
 
+def no_survey_line(customers, shown: int = 60, size: int = 2900) -> str:
+    """Key accounts without a survey for 90 days: as many names as fit one section, the rest counted (a cut in
+    the middle of the list would hide how many were left out)."""
+    text = f"*No survey for 90 days* ({len(customers)}): "
+    names, length = [], len(text) + len(" and 1000 more")
+    for customer in customers[:shown]:
+        name = esc(customer.name, 60)
+        length += len(name) + len(", ")
+        if length > size:
+            break
+        names.append(name)
+    more = len(customers) - len(names)
+    return text + ", ".join(names) + (f" and {more} more" if more else "")
+
+
 def config_row(row: tuple[str, str]) -> str:
     name, value = row
     return f"*{name}*: {value}"
@@ -151,6 +166,7 @@ FILTERS = {
     "overdue_line": overdue_line,
     "survey_digest_line": survey_digest_line,
     "move_line": move_line,
+    "no_survey_line": no_survey_line,
     "distribution": distribution,
     "comment_line": comment_line,
     "agenda_line": agenda_line,
