@@ -1,6 +1,7 @@
 """Surveys: one click from a customer, counted once, closed on time; low scores start service recovery."""
 
-from datetime import timedelta
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -145,3 +146,144 @@ def test_a_click_on_a_closed_survey_gets_a_clear_answer(slack, fake_slack):
     slack.sim.click(CAROL, action=button, channel_id="C0ACME", message=message)
     slack.wait()
     assert "closed" in fake_slack.calls("response_url")[before:][-1].args["text"]
+
+
+def test_the_fatigue_rule_follows_the_configured_cooldown(slack, fake_slack, clock):
+    assert "within 7 days" in text_of(slack.command("mei", "config survey-cooldown 7"))
+    post_survey(slack, fake_slack)
+    clock.advance(timedelta(days=5))
+    refused = slack.command("alice", 'survey "Acme Corp" csat')
+    assert "survey fatigue" in refused["text"] and "due from 2026-11-30" in refused["text"]
+    clock.advance(timedelta(days=3))
+    assert "survey posted" in text_of(slack.command("alice", 'survey "Acme Corp" csat'))
+    slack.command("mei", "config survey-cooldown 0")  # 0: no cooldown at all
+    assert "survey posted" in text_of(slack.command("alice", 'survey "Acme Corp" nps'))
+
+
+# -- the Send survey form, from the customer card ------------------------------------------------------------
+
+
+def open_survey_form(slack, fake) -> dict:
+    """The card's Send survey button, as the rep who added the customer sees it; returns the opened form."""
+    card = slack.command("alice", 'add "Acme Corp" tier:key channel:<#C0ACME|acme-shared>')
+    button = next(e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == "card.survey")
+    opened = len(fake.calls("views.open"))
+    response = slack.sim.click(slack.person("alice"), action=button, channel_id="C0SALES",
+                               message={"ts": "1700000000.000001", "text": "", "blocks": card["blocks"]},
+                               ephemeral=True)
+    assert response.status == 200
+    slack.wait()
+    call = fake.calls("views.open")[opened:][-1]
+    assert call.response["ok"], call.response
+    return call.response["view"]
+
+
+def survey_form(channel: str, kind: str = "nps", force: bool = False) -> dict:
+    """Slack's state.values for the Send survey form."""
+    forced = [{"text": {"type": "plain_text", "text": "Send anyway"}, "value": "force"}] if force else []
+    return {
+        "kind": {"value": {"type": "static_select",
+                           "selected_option": {"text": {"type": "plain_text", "text": kind}, "value": kind}}},
+        "channel": {"value": {"type": "conversations_select", "selected_conversation": channel}},
+        "force": {"value": {"type": "checkboxes", "selected_options": forced}},
+    }
+
+
+def submit_survey_form(slack, view: dict, values: dict) -> dict:
+    response = slack.sim.submit(slack.person("alice"), view, values)
+    slack.wait()
+    assert response.status == 200, response.body
+    return response.json() or {}
+
+
+def test_the_send_survey_form_names_the_channel_problem_under_the_channel_field(slack, fake_slack):
+    fake_slack.add_channel("C0OUT", name="outside", is_member=False)
+    fake_slack.add_channel("C0OLD", name="old", is_archived=True)
+    form = open_survey_form(slack, fake_slack)
+    assert form["callback_id"] == "survey_form" and "Acme Corp" in text_of(form)
+    not_in = submit_survey_form(slack, form, survey_form("C0OUT"))
+    assert not_in["response_action"] == "errors"
+    assert list(not_in["errors"]) == ["channel"] and "I'm not in #outside" in not_in["errors"]["channel"]
+    archived = submit_survey_form(slack, form, survey_form("C0OLD"))
+    assert list(archived["errors"]) == ["channel"] and "archived" in archived["errors"]["channel"]
+    with slack.session() as session:
+        from models import Survey
+
+        assert session.exec(select(Survey)).all() == []
+
+    posted = submit_survey_form(slack, form, survey_form("C0ACME", kind="csat"))
+    assert posted == {}  # the form closes
+    assert [b for m in fake_slack.messages("C0ACME") for b in m.get("blocks", []) if b["type"] == "actions"]
+    dm = fake_slack.messages("U0ALICE")[-1]
+    assert "CSAT survey posted in <#C0ACME>" in text_of(dm)
+
+
+def test_the_send_survey_form_puts_survey_fatigue_on_its_checkbox(slack, fake_slack, clock):
+    slack.command("mei", "config survey-cooldown 14")
+    form = open_survey_form(slack, fake_slack)
+    assert "Send even if surveyed in the last 14 days" in text_of(form)
+    assert submit_survey_form(slack, form, survey_form("C0ACME")) == {}
+    clock.advance(timedelta(days=10))
+    refused = submit_survey_form(slack, form, survey_form("C0ACME"))
+    assert list(refused["errors"]) == ["force"]
+    assert "survey fatigue" in refused["errors"]["force"] and "/crm" not in refused["errors"]["force"]
+    assert submit_survey_form(slack, form, survey_form("C0ACME", force=True)) == {}
+
+
+# -- CSAT ------------------------------------------------------------------------------------------------------
+
+
+def test_csat_from_buttons_to_summary_share_of_4_and_5_and_a_2_starts_recovery(slack, fake_slack, clock):
+    _, posted = post_survey(slack, fake_slack, 'survey "Acme Corp" csat')
+    buttons = [e["text"]["text"] for b in posted[0].args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == ["1", "2", "3", "4", "5"]
+    assert "How satisfied are you with our service?" in text_of(posted[0].args)
+    assert "1 = very dissatisfied · 5 = very satisfied" in text_of(posted[0].args)
+
+    def followups(session):
+        return session.exec(select(Reminder).where(Reminder.source == "survey")).all()
+
+    def alerts():
+        return [c for c in fake_slack.calls("chat.postMessage") if c.args.get("channel") == "U0ALICE"
+                and "Low CSAT" in (c.args.get("text") or "")]
+
+    for n, score in enumerate((5, 4, 3)):
+        click(slack, fake_slack, Person(id=f"U0CUST{n}", name=f"c{n}", team_id="T0CUSTOMER"), score)
+    with slack.session() as session:
+        assert followups(session) == []  # a 3 is not low on CSAT
+    assert alerts() == []
+
+    thanks = click(slack, fake_slack, CAROL, 2)
+    assert "You answered *2*" in text_of(thanks)
+    with slack.session() as session:
+        [followup] = followups(session)
+        assert "CSAT 2" in followup.note and followup.owner_id == "U0ALICE"
+        # Monday 09:00 UTC: due the next working day, Tuesday, in the owner's time zone
+        assert followup.due_at.astimezone(ZoneInfo("America/New_York")).date() == date(2026, 11, 24)
+        assert csat([r.score for r in session.exec(select(SurveyResponse)).all()]) == 50.0
+    [alert] = alerts()
+    assert "CSAT 2" in text_of(alert.args) and "next working day" in text_of(alert.args)
+
+    clock.advance(timedelta(days=7, minutes=1))
+    run_due_work(slack.runtime)
+    [summary] = [c for c in fake_slack.calls("chat.postMessage")
+                 if c.args.get("channel") == "U0ALICE" and "Survey closed" in text_of(c.args)]
+    assert "CSAT 50%* from 4 answers" in text_of(summary.args)
+
+
+def test_a_persons_older_click_that_gets_its_turn_after_a_newer_one_is_not_stored_over_it():
+    from bot.slack.surveys import ClickOrder
+
+    order, stored = ClickOrder(), []
+
+    def ack_then_the_next_click_overtakes():  # the person saw the ack, clicked again, and that one ran first
+        with order.turn("1", "U0CAROL", then=lambda: None) as latest:
+            stored.append(("3", latest))
+
+    with order.turn("1", "U0CAROL", then=ack_then_the_next_click_overtakes) as latest:
+        stored.append(("9", latest))
+    assert stored == [("3", True), ("9", False)]
+    with order.turn("1", "U0CAROL", then=lambda: None) as latest:  # later clicks are stored again
+        assert latest
+    assert not order._people  # nothing kept once no click is in flight

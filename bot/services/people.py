@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from models import SlackUser
@@ -18,11 +19,17 @@ def cached_person(session: Session, *, workspace_id: str, user_id: str, now: dat
 
 
 def remember_person(session: Session, *, workspace_id: str, info: dict, now: datetime) -> SlackUser:
-    """Store a users.info `user` object (only the fields we use)."""
+    """Store a users.info `user` object (only the fields we use). Two lookups of the same new person may race:
+    the row is created in a savepoint, and the loser updates the winner's row."""
     profile = info.get("profile") or {}
-    person = session.get(SlackUser, (workspace_id, info["id"])) or SlackUser(
-        workspace_id=workspace_id, user_id=info["id"], fetched_at=now
-    )
+    person = session.get(SlackUser, (workspace_id, info["id"]))
+    if person is None:
+        try:
+            with session.begin_nested():
+                person = SlackUser(workspace_id=workspace_id, user_id=info["id"], fetched_at=now)
+                session.add(person)
+        except IntegrityError:
+            person = session.get(SlackUser, (workspace_id, info["id"]))
     person.team_id = info.get("team_id")
     person.name = (profile.get("display_name") or info.get("real_name") or info.get("name") or "")[:200]
     person.email = profile.get("email")

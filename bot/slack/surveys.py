@@ -1,7 +1,12 @@
 """Survey messages in Slack: posting with clear refusals, a throttled live count, closing with a summary."""
 
 import logging
+import math
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -18,6 +23,7 @@ from models.enums import SurveyKind
 log = logging.getLogger(__name__)
 
 REDRAW_EVERY = timedelta(seconds=3)  # chat.update is Tier 3 (~50/min per workspace); one survey stays far below
+TIMER_MARGIN = 0.25  # seconds: a timer set from this process's memory fires after the database's window ended
 
 
 def message(survey: Survey, count: int) -> tuple[list, str]:
@@ -53,10 +59,14 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
         raise BadInput(f"{customer.name} has no shared channel yet.",
                        hint=f'Name one: `/crm survey "{customer.name}" nps #channel`, or set it with Edit.')
     check_channel(client, channel_id)
-    with session_scope(runtime.engine) as session:
-        workspace = get_workspace(session, workspace_id)
-        survey = svc.start_survey(session, workspace=workspace, customer=customer, kind=kind, channel_id=channel_id,
-                                  by=by, now=runtime.clock.now(), force=force)
+    try:
+        with session_scope(runtime.engine) as session:
+            workspace = get_workspace(session, workspace_id)
+            survey = svc.start_survey(session, workspace=workspace, customer=customer, kind=kind,
+                                      channel_id=channel_id, by=by, now=runtime.clock.now(), force=force)
+    except BadInput as exc:  # survey fatigue: in the Send survey form, it belongs to the "force" checkbox
+        exc.field = exc.field or "force"
+        raise
     blocks, text = message(survey, 0)
     try:
         response = client.chat_postMessage(channel=channel_id, blocks=blocks, text=text, unfurl_links=False)
@@ -71,6 +81,50 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
     return survey, customer
 
 
+class ClickOrder:
+    """A person's clicks on a survey are stored in the order they were made, the last one winning (in this process).
+
+    Listeners ack first and then race for the database, so a person's second click could be stored before
+    their first and then be overwritten by it. Each click takes a ticket before its ack, so a click sent after
+    the previous one was acknowledged holds the newer ticket; a person's clicks then store one at a time, and a
+    click that is no longer their newest when its turn comes is dropped: the newer one stores its own answer
+    (and sends its own thank-you). No click waits for more than the one write in progress. Two clicks Slack
+    delivers together (neither waiting for the other's ack), or to two processes, are still stored in arrival
+    order: settling those needs Slack's action_ts stored with the answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._people: dict[tuple[str, str], _Tickets] = {}
+
+    @contextmanager
+    def turn(self, survey_id: str, person: str, then: Callable[[], object]) -> Iterator[bool]:
+        """Take a ticket, call `then` (the ack), and hold this person's turn to store; yields False when a
+        newer click of theirs came in meanwhile."""
+        key = (survey_id, person)
+        with self._lock:
+            tickets = self._people.get(key)
+            if tickets is None:
+                tickets = self._people[key] = _Tickets()
+            tickets.issued += 1
+            ticket = tickets.issued
+        try:
+            then()
+            with tickets.turn:
+                yield ticket == tickets.issued
+        finally:
+            with self._lock:
+                tickets.done += 1
+                if tickets.done == tickets.issued:
+                    del self._people[key]
+
+
+@dataclass
+class _Tickets:
+    issued: int = 0
+    done: int = 0
+    turn: threading.Lock = field(default_factory=threading.Lock)
+
+
 class CountRedrawer:
     """Keeps each survey message's response count current without calling chat.update on every click:
     at most one redraw per REDRAW_EVERY per survey (claimed in the database, so across processes too), and a
@@ -80,15 +134,26 @@ class CountRedrawer:
         self.runtime = runtime
         self.client = client
         self._timers: dict[int, threading.Timer] = {}
+        self._redrawn: dict[int, float] = {}  # survey id -> time.monotonic() of this process's last redraw
         self._lock = threading.Lock()
 
     def clicked(self, survey_id: int) -> None:
+        """After a click was stored: redraw now if the window is free, else leave it to one timer."""
+        # Decided in memory first: asking the database on every click made each one a second write
+        # transaction, which on SQLite's single writer became a queue the next clicks' acks waited in.
+        with self._lock:
+            if survey_id in self._timers:
+                return  # the timer reads the count when it fires, after this click was stored
+            wait = REDRAW_EVERY.total_seconds() - (time.monotonic() - self._redrawn.get(survey_id, -math.inf))
+            if wait > 0:
+                self._schedule(survey_id, wait + TIMER_MARGIN)
+                return
+            self._redrawn[survey_id] = time.monotonic()  # this click redraws; clicks meanwhile set the timer
         if not self.redraw(survey_id):
             self._later(survey_id)
 
     def redraw(self, survey_id: int) -> bool:
         """Redraw now if this process may; False when throttled."""
-        now = datetime.now(UTC)  # Slack's rate limits run on real time, not on the domain clock
         with session_scope(self.runtime.engine) as session:
             survey = session.get(Survey, survey_id)
             if survey is None or survey.message_ts is None:
@@ -96,9 +161,13 @@ class CountRedrawer:
             count = svc.count(session, survey_id=survey_id)
             if count == survey.shown_count and survey.status == "open":
                 return True
+            # Slack's rate limits run on real time, not on the domain clock.
+            now = datetime.now(UTC)
             if not svc.claim_redraw(session, survey_id=survey_id, now=now, every=REDRAW_EVERY):
                 return False
             svc.shown(session, survey_id=survey_id, shown_count=count)
+        with self._lock:
+            self._redrawn[survey_id] = time.monotonic()
         blocks, text = message(survey, count)
         try:
             self.client.chat_update(channel=survey.channel_id, ts=survey.message_ts, blocks=blocks, text=text)
@@ -106,15 +175,26 @@ class CountRedrawer:
             log.warning("could not redraw survey %s: %s", survey_id, exc.response.get("error"))
             with session_scope(self.runtime.engine) as session:
                 svc.shown(session, survey_id=survey_id, shown_count=-1)  # try again on the next pass
+        finally:
+            # The window starts when Slack got the update, not when it was claimed: a slow call must not let
+            # the next one in less than REDRAW_EVERY after it.
+            with session_scope(self.runtime.engine) as session:
+                svc.redrawn(session, survey_id=survey_id, at=datetime.now(UTC))
+            with self._lock:
+                self._redrawn[survey_id] = time.monotonic()
         return True
 
     def _later(self, survey_id: int) -> None:
         with self._lock:
-            if survey_id in self._timers:
-                return
-            timer = threading.Timer(REDRAW_EVERY.total_seconds(), self._fire, args=[survey_id])
-            timer.daemon = True
-            self._timers[survey_id] = timer
+            self._schedule(survey_id, REDRAW_EVERY.total_seconds())
+
+    def _schedule(self, survey_id: int, seconds: float) -> None:
+        """One timer per survey; the caller holds self._lock."""
+        if survey_id in self._timers:
+            return
+        timer = threading.Timer(seconds, self._fire, args=[survey_id])
+        timer.daemon = True
+        self._timers[survey_id] = timer
         timer.start()
 
     def _fire(self, survey_id: int) -> None:
