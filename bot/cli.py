@@ -85,6 +85,249 @@ def migrate() -> None:
     typer.echo(f"database at revision {current_revision(engine)}")
 
 
+# -- import / export ------------------------------------------------------------------------------------
+
+IMPORTED_BY = "USLACKBOT"  # Slack shows it as Slackbot: the change came from a tool, not from a person
+EXPORTS = ("customers", "surveys")  # `rapport export <what>`
+
+
+class _Refused(Exception):
+    """The command cannot run as asked; the message says why (exit code 2)."""
+
+
+def _workspace_for(session, given: str | None, *, now, create: bool):
+    """--workspace, else the only workspace in the database, else the console's when there is none."""
+    from sqlmodel import select
+
+    from bot.services.workspaces import ensure_workspace
+    from bot.slack.presets import HOME_TEAM
+    from models import Workspace
+
+    ids = list(session.exec(select(Workspace.id).order_by(Workspace.id).limit(51)).all())
+    listed = ", ".join(ids[:50]) + (", …" if len(ids) > 50 else "")
+    if given:
+        if given in ids or (not ids and create):
+            return ensure_workspace(session, workspace_id=given, now=now)
+        if not ids:
+            return Workspace(id=given, created_at=now)  # nothing stored yet: an empty export
+        raise _Refused(f"no workspace {given} in the database; workspaces: {listed}")
+    if len(ids) == 1:
+        return session.get(Workspace, ids[0])
+    if not ids:
+        if create:
+            return ensure_workspace(session, workspace_id=HOME_TEAM, now=now)
+        return Workspace(id=HOME_TEAM, created_at=now)
+    raise _Refused(f"the database holds several workspaces; choose one with --workspace: {listed}")
+
+
+def _open_database():
+    from bot.db import make_engine, upgrade
+
+    engine = make_engine(_settings().database)
+    upgrade(engine)
+    return engine
+
+
+def _rows_per_second(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "— rows/s"
+
+
+@cli.command("import")
+def import_(
+    file: str = typer.Argument(..., help="CSV file: name,tier,stage,org,owner,channel,contacts (- for stdin)"),
+    workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
+    by: str = typer.Option(IMPORTED_BY, "--by", help="Slack user id the changes are recorded as made by"),
+) -> None:
+    """Import customers from CSV (name,tier,stage,org,owner,channel,contacts): a re-import updates, never
+    duplicates; a file with a bad row writes nothing unless --skip-bad."""
+    import io
+    import os
+    import time
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.clock import SystemClock
+    from bot.db import session_scope
+    from bot.errors import BadInput
+    from bot.services.transfer import ImportRefused, import_customers
+
+    class RowsColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            rows = task.fields.get("rows", 0)
+            return Text(f"{rows:,} rows · {_rows_per_second(rows, task.elapsed or 0)}", style="progress.data.speed")
+
+    try:
+        raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        typer.secho(f"rapport import: cannot open {file}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    total = None if file == "-" else os.fstat(raw.fileno()).st_size
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    engine = _open_database()
+    stderr = Console(stderr=True)
+    bar = Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), RowsColumn(), TimeElapsedColumn(),
+                   console=stderr, disable=not stderr.is_terminal)
+    task = bar.add_task("import", total=total, rows=0)
+    started = time.perf_counter()
+    try:
+        with bar, session_scope(engine) as session:
+            now = SystemClock().now()
+            target = _workspace_for(session, workspace, now=now, create=True)
+            report = import_customers(
+                session, workspace=target, rows=text, by=by, now=now, skip_bad=skip_bad,
+                progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
+            )
+    except ImportRefused as refused:
+        for line, message in refused.report.bad:
+            typer.echo(f"line {line}: {message}", err=True)
+        count = len(refused.report.bad)
+        typer.secho(f"refused: {count:,} bad row{'s' if count != 1 else ''} of {refused.report.rows:,}; nothing "
+                    "was imported. Fix them, or pass --skip-bad to import the other rows.", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except BadInput as exc:
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except IntegrityError:
+        typer.secho("rapport import: a customer in the file was created by someone else while importing; nothing "
+                    "was imported. Run the import again: it will update that customer.", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except _Refused as exc:
+        typer.secho(f"rapport import: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    finally:
+        if file != "-":
+            text.close()
+        engine.dispose()
+    seconds = time.perf_counter() - started
+    for line, message in report.bad:
+        typer.echo(f"line {line}: {message}", err=True)
+    skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
+    typer.echo(
+        f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"
+        f" {report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
+        f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated{skipped}"
+    )
+
+
+@cli.command("export")
+def export(
+    what: str = typer.Argument("customers", metavar="WHAT", help=f"what to export: {', '.join(EXPORTS)}"),
+    file: str = typer.Argument(None, metavar="FILE", help="CSV file to write; - or nothing: standard output"),
+    workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
+) -> None:
+    """Export customers as CSV (the format `rapport import` reads: a re-import changes nothing), or survey answers."""
+    import os
+    import tempfile
+
+    from bot.clock import SystemClock
+    from bot.db import read_scope
+    from bot.services.transfer import export_customers, export_surveys
+
+    if what not in EXPORTS:
+        if file is not None:
+            typer.secho(f"rapport export: nothing called “{what}” to export; choose: {', '.join(EXPORTS)}",
+                        err=True, fg="red")
+            raise typer.Exit(2)
+        what, file = "customers", what  # `rapport export out.csv`
+    engine = _open_database()
+    to_stdout = file in (None, "-")
+    out = None
+    try:
+        if to_stdout:
+            out = sys.stdout
+        else:
+            # Written beside the target and renamed at the end: a failed export leaves the old file alone.
+            target_dir = os.path.dirname(os.path.abspath(file))
+            handle, partial = tempfile.mkstemp(prefix=".rapport-export-", suffix=".csv", dir=target_dir)
+            out = open(handle, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115  BOM: spreadsheets read UTF-8
+        with read_scope(engine) as session:  # on SQLite, writers are not held up while it runs
+            target = _workspace_for(session, workspace, now=SystemClock().now(), create=False)
+            exporter = export_surveys if what == "surveys" else export_customers
+            count = exporter(session, workspace_id=target.id, out=out)
+        if not to_stdout:
+            out.close()
+            os.replace(partial, file)
+    except _Refused as exc:
+        typer.secho(f"rapport export: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.secho(f"rapport export: cannot write {file}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    finally:
+        if out is not None and not to_stdout and not out.closed:
+            out.close()
+            os.unlink(partial)
+        engine.dispose()
+    typer.echo(f"exported {count:,} {what} of {target.id} to {'standard output' if to_stdout else file}", err=True)
+
+
+@cli.command("digest")
+def digest_command(
+    preview: bool = typer.Option(True, "--preview/--no-preview", help="print the digest as of now (posts nothing)"),
+    workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
+) -> None:
+    """Print the weekly key-account digest as it would be posted now, in the terminal."""
+    from bot.clock import SystemClock
+    from bot.console import Names, render_blocks
+    from bot.db import read_scope
+    from bot.services.digest import build_digest
+    from bot.slack.digest import blocks_for
+
+    engine = _open_database()
+    try:
+        with read_scope(engine) as session:
+            target = _workspace_for(session, workspace, now=SystemClock().now(), create=False)
+            built = build_digest(session, workspace=target, now=SystemClock().now())
+            blocks = blocks_for(built, target, preview=preview)
+    except _Refused as exc:
+        typer.secho(f"rapport digest: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    for line, _style in render_blocks(blocks, Names()):
+        typer.echo(line)
+
+
+@cli.command("demo-data")
+def demo_data(
+    workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the console's workspace"),
+) -> None:
+    """Fill an empty workspace with a small demo portfolio (history, surveys, follow-ups, past health)."""
+    from bot.clock import SystemClock
+    from bot.db import session_scope
+    from bot.services.demo import seed_demo
+    from bot.slack import presets
+
+    engine = _open_database()
+    try:
+        with session_scope(engine) as session:
+            now = SystemClock().now()
+            target = _workspace_for(session, workspace, now=now, create=True)
+            if target.id == presets.HOME_TEAM and not target.managers:  # as the console sets it up
+                target.managers, target.digest_channel = [presets.person("mei").id], "C0MANAGERS"
+            reps = [presets.person("alice").id, presets.person("bob").id]
+            created = seed_demo(session, workspace=target, owners=reps, customer_person=presets.person("carol").id,
+                                now=now)
+    except _Refused as exc:
+        typer.secho(f"rapport demo-data: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"created {created} demo customers in {target.id}" if created
+               else f"{target.id} already has customers; nothing added")
+
+
 def main() -> None:
     try:
         cli()

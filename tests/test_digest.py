@@ -189,7 +189,7 @@ def test_the_digest_content_matches_a_week_computed_by_hand(runtime, clock, fake
     assert built.bands == {"healthy": 1, "watch": 2, "at_risk": 1, "insufficient": 1}
     assert built.band_changes == {"healthy": -1, "watch": 0, "at_risk": 0, "insufficient": +1}  # was 2, 2, 1, 0
     assert [(a.customer.name, round(a.drop, 1)) for a in built.drops] == [("Acme", 36.1), ("Umbrella", 6.6)]
-    assert line["Acme"].moved == ["engagement 100 → 36 (no touch for 32 days (cadence 14))",
+    assert line["Acme"].moved == ["engagement 100 → 36 (no touch for 32 days, cadence 14)",
                                   "follow-up discipline 100 → 75 (1 overdue follow-up)"]
     assert [a.customer.name for a in built.at_risk] == ["Umbrella"]
     assert line["Umbrella"].action == "Work on the relationship — decision maker Yuki at level 1/5, org relationship vendor."

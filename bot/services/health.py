@@ -77,7 +77,7 @@ def engagement(inputs: Inputs, now: datetime) -> Component:
     value = _falling(days, cadence)
     if value >= 100:
         return Component(100.0, f"last touch {days} day{'s' if days != 1 else ''} ago")
-    return Component(value, f"no touch for {days} days (cadence {cadence})")
+    return Component(value, f"no touch for {days} days, cadence {cadence}")
 
 
 def _falling(days: int, cadence: int) -> float:

@@ -1,0 +1,265 @@
+"""Customers in and out as CSV: an admin imports a spreadsheet, fixes it, imports it again, exports it back."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot.cli import cli
+from bot.db import make_engine, session_scope
+from bot.errors import BadInput
+from bot.services.customers import create_customer, set_contact
+from bot.services.transfer import ImportRefused, export_customers, import_customers
+from bot.services.workspaces import ensure_workspace
+from bot.slack.presets import HOME_TEAM
+from models import Contact, Customer, RelationshipChange, SlackUser
+
+ADMIN = "U0MEI"
+
+SPREADSHEET = """\
+name,tier,stage,org,owner,channel,contacts
+Acme Corp,关键,active,供应商,U0ALICE,C0ACME,Li Wei:decision_maker:4; Ann Lee:user:2
+Globex,general,,,BOB@rapport.example,,
+Initech,longtail,converting,,,,Peter Gibbons
+"""
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def team(engine, clock):
+    """The console's workspace, with bob in the people cache so his e-mail resolves to him."""
+    with session_scope(engine) as session:
+        ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        session.add(SlackUser(workspace_id=HOME_TEAM, user_id="U0BOB", email="bob@rapport.example",
+                              fetched_at=clock.now()))
+    return HOME_TEAM
+
+
+def imported(engine, clock, text, *, skip_bad=False, workspace_id=HOME_TEAM, by=ADMIN):
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=workspace_id, now=clock.now())
+        return import_customers(session, workspace=workspace, rows=io.StringIO(text), by=by, now=clock.now(),
+                                skip_bad=skip_bad)
+
+
+def exported(engine, workspace_id=HOME_TEAM) -> str:
+    out = io.StringIO()
+    with session_scope(engine) as session:
+        export_customers(session, workspace_id=workspace_id, out=out)
+    return out.getvalue()
+
+
+def counts(engine) -> tuple[int, int, int]:
+    with session_scope(engine) as session:
+        return tuple(session.exec(select(func.count()).select_from(table)).one()
+                     for table in (Customer, Contact, RelationshipChange))
+
+
+def customer(engine, name) -> tuple[Customer, dict[str, Contact]]:
+    with session_scope(engine) as session:
+        found = session.exec(select(Customer).where(Customer.name == name)).one()
+        chain = session.exec(select(Contact).where(Contact.customer_id == found.id)).all()
+        return found, {contact.name: contact for contact in chain}
+
+
+def test_an_admin_imports_customers_with_owners_tiers_and_decision_chains(engine, clock, team):
+    report = imported(engine, clock, SPREADSHEET)
+    assert (report.created, report.updated, report.unchanged, report.contacts_added, report.bad) == (3, 0, 0, 3, [])
+
+    acme, chain = customer(engine, "Acme Corp")
+    assert (acme.tier, acme.stage, acme.org_relationship) == ("key", "active", "supplier")  # 关键 and 供应商 read
+    assert (acme.owner_id, acme.channel_id, acme.created_by) == ("U0ALICE", "C0ACME", ADMIN)
+    assert acme.revisit_due_at == clock.now() + timedelta(days=14)  # a key account's cadence
+    assert {name: (c.role, c.level) for name, c in chain.items()} == {
+        "Li Wei": ("decision_maker", 4), "Ann Lee": ("user", 2)}
+
+    globex, _ = customer(engine, "Globex")
+    assert globex.owner_id == "U0BOB"  # found by e-mail, whatever its case
+    assert globex.revisit_due_at == clock.now() + timedelta(days=45)
+    _, initech_chain = customer(engine, "Initech")
+    assert (initech_chain["Peter Gibbons"].role, initech_chain["Peter Gibbons"].level) == ("influencer", 1)
+
+    with session_scope(engine) as session:  # each person joins the decision chain in history, as /crm contact does
+        added = session.exec(select(RelationshipChange).where(RelationshipChange.field == "level")).all()
+        assert len(added) == 3
+        assert {(c.from_value, c.by_user, c.reason) for c in added} == {(None, ADMIN, "CSV import")}
+
+
+def test_importing_the_same_file_again_changes_nothing(engine, clock, team):
+    imported(engine, clock, SPREADSHEET)
+    before = counts(engine)
+    clock.advance(timedelta(days=1))
+    again = imported(engine, clock, SPREADSHEET)
+    assert (again.created, again.updated, again.unchanged, again.contacts_added, again.contacts_updated) == (
+        0, 0, 3, 0, 0)
+    assert counts(engine) == before
+    acme, _ = customer(engine, "Acme Corp")
+    assert acme.updated_at == clock.now() - timedelta(days=1)
+
+
+def test_a_changed_row_updates_the_customer_and_writes_history(engine, clock, team):
+    imported(engine, clock, SPREADSHEET)
+    clock.advance(timedelta(days=3))
+    changed = SPREADSHEET.replace("Acme Corp,关键,active", "ACME corp,longtail,expanding").replace(
+        "U0ALICE", "U0BOB").replace("Li Wei:decision_maker:4", "Li Wei::5")
+    report = imported(engine, clock, changed)
+    assert (report.created, report.updated, report.unchanged, report.contacts_updated) == (0, 1, 2, 1)
+
+    acme, chain = customer(engine, "ACME corp")  # same customer (names match case-insensitively), new spelling
+    assert (acme.tier, acme.stage, acme.owner_id) == ("longtail", "expanding", "U0BOB")
+    assert acme.revisit_due_at == acme.created_at + timedelta(days=90)  # the new tier's cadence
+    assert acme.updated_at == clock.now()
+    assert (chain["Li Wei"].role, chain["Li Wei"].level) == ("decision_maker", 5)  # an empty role keeps the old
+
+    with session_scope(engine) as session:
+        history = session.exec(
+            select(RelationshipChange).where(RelationshipChange.customer_id == acme.id,
+                                             RelationshipChange.at == clock.now())
+        ).all()
+        assert sorted((c.field, c.from_value, c.to_value) for c in history) == [
+            ("level", "4", "5"), ("owner", "U0ALICE", "U0BOB"), ("stage", "active", "expanding"),
+            ("tier", "key", "longtail")]
+        assert {(c.by_user, c.reason) for c in history} == {(ADMIN, "CSV import")}
+
+
+def test_a_file_with_bad_rows_writes_nothing_and_names_every_line(engine, clock, team):
+    bad = (
+        "Name,Tier,Owner,Contacts\n"              # 1: column names in any case
+        "Acme Corp,key,U0ALICE,\n"                # 2
+        '"Globex\n(the old one)",gold,,\n'        # 3-4: a quoted newline takes two lines
+        "Initech,general,nobody@nowhere.example,\n"  # 5
+        "acme corp,general,,\n"                   # 6
+        "Hooli,key,,Gavin:ceo:3\n"                # 7
+        "Umbrella,key,,Alice:user:9\n"            # 8
+        "Soylent,key,,extra\n".replace(",extra", ",extra,value")  # 9: one value too many
+    )
+    with pytest.raises(ImportRefused) as refused:
+        imported(engine, clock, bad)
+    assert refused.value.report.bad == [
+        (3, "tier “gold” is not a tier. Choose one of: key, general, longtail."),
+        (5, "owner “nobody@nowhere.example”: no one with this e-mail is known in this workspace; "
+            "give their Slack user id (U…) instead."),
+        (6, "same name as line 2 (“acme corp”)."),
+        (7, "contact “Gavin”: role “ceo” is not a role. Choose one of: decision_maker, influencer, evaluator, "
+            "user, procurement, champion."),
+        (8, "contact “Alice”: a relationship level is 1 to 5, not 9. Levels: 1 contact, 2 acceptance, "
+            "3 favorable, 4 supportive, 5 exclusive."),
+        (9, "the row has 5 values but the header has 4 columns (a comma or a quote out of place?)."),
+    ]
+    assert "line 3: tier “gold”" in refused.value.message
+    assert counts(engine) == (0, 0, 0)  # not even Acme Corp, the good row before the bad ones
+
+    with session_scope(engine) as session:  # a caller that swallows the refusal and commits still writes nothing
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        with pytest.raises(ImportRefused):
+            import_customers(session, workspace=workspace, rows=io.StringIO(bad), by=ADMIN, now=clock.now())
+    assert counts(engine) == (0, 0, 0)
+
+
+def test_skip_bad_imports_the_good_rows_and_reports_the_others(engine, clock, team):
+    report = imported(engine, clock, SPREADSHEET + "Hooli,platinum,,,,,\n", skip_bad=True)
+    assert report.created == 3
+    assert report.bad == [(5, "tier “platinum” is not a tier. Choose one of: key, general, longtail.")]
+    assert counts(engine)[0] == 3
+
+
+def test_a_header_with_an_unknown_column_is_one_error_not_one_per_row(engine, clock, team):
+    with pytest.raises(BadInput) as error:
+        imported(engine, clock, "\ufeffname,tier,revenue\nAcme,key,100\nGlobex,key,200\n")  # with a BOM
+    assert "Unknown column in the header (line 1): “revenue”." in error.value.message
+    assert "name, tier, stage, org, owner, channel, contacts" in error.value.hint
+    with pytest.raises(BadInput, match="no “name” column"):
+        imported(engine, clock, "tier\nkey\n")
+
+
+def test_rows_can_come_as_dicts_with_their_line_numbers(engine, clock, team):
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        report = import_customers(session, workspace=workspace, by=ADMIN, now=clock.now(), skip_bad=True, rows=[
+            (2, {"Name": "Acme Corp", "tier": "strategic"}), (3, {"name": "", "tier": "key"})])
+    assert report.created == 1 and report.bad == [(3, "the customer name is empty.")]
+    assert customer(engine, "Acme Corp")[0].tier == "key"
+
+
+def test_an_export_imports_back_as_a_no_op(engine, clock, team):
+    imported(engine, clock, SPREADSHEET)
+    text = exported(engine)
+    assert text.splitlines()[:2] == [
+        "name,tier,stage,org,owner,channel,contacts",
+        "Acme Corp,key,active,supplier,U0ALICE,C0ACME,Li Wei:decision_maker:4; Ann Lee:user:2",
+    ]
+    before = counts(engine)
+    report = imported(engine, clock, text)
+    assert (report.unchanged, report.updated, report.created, report.contacts_added) == (3, 0, 0, 0)
+    assert counts(engine) == before
+
+
+def test_hostile_text_survives_the_round_trip(engine, clock, team):
+    names = [
+        'He said "hi", then left',
+        "Line one\nline two, with a comma",
+        "<!channel> & <@U0MEI>",
+        "北京科技有限公司 😀",
+        "=HYPERLINK(\"http://evil.example\",\"click\")",  # a spreadsheet must not run it
+        "'=already quoted",
+        "-minus; semi: colon \\ backslash",
+    ]
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        for name in names:
+            made = create_customer(session, workspace=workspace, name=name, by="U0ALICE", now=clock.now())
+            set_contact(session, workspace=workspace, customer=made, name="@Dr. No: the; boss\\", role="dm",
+                        level=3, actor=_admin(), now=clock.now())
+            set_contact(session, workspace=workspace, customer=made, name="李伟 😀", actor=_admin(), now=clock.now())
+    text = exported(engine)
+    assert "\n=" not in text and ",=" not in text and ",@" not in text  # formulas are defused with a quote
+
+    before = counts(engine)
+    again = imported(engine, clock, text)
+    assert (again.unchanged, again.updated, again.created, again.contacts_added, again.bad) == (len(names), 0, 0, 0, [])
+    assert counts(engine) == before
+
+    imported(engine, clock, text, workspace_id="T0ELSEWHERE")  # into an empty workspace: the same customers
+    assert exported(engine, "T0ELSEWHERE") == text
+
+
+def _admin():
+    from bot.services.customers import Actor
+
+    return Actor(user_id=ADMIN, is_admin=True)
+
+
+def test_the_cli_refuses_a_bad_file_with_line_numbers_then_imports_and_exports(engine, database_url, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text(SPREADSHEET.replace("Globex,general", "Globex,gold"), encoding="utf-8-sig")
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+
+    refused = runner.invoke(cli, ["import", str(path)])
+    assert refused.exit_code == 1
+    assert "line 3: tier “gold” is not a tier. Choose one of: key, general, longtail." in refused.stderr
+    assert "nothing was imported" in refused.stderr
+
+    done = runner.invoke(cli, ["import", str(path), "--skip-bad", "--by", ADMIN])
+    assert done.exit_code == 0, done.output
+    assert "2 created" in done.stdout and "1 bad row skipped" in done.stdout and "rows/s" in done.stdout
+    assert customer(engine, "Acme Corp")[0].workspace_id == HOME_TEAM  # no workspace yet: the console's
+
+    out = tmp_path / "out.csv"
+    assert runner.invoke(cli, ["export", str(out)]).exit_code == 0
+    on_stdout = runner.invoke(cli, ["export", "customers", "-"]).stdout
+    assert on_stdout == exported(engine).replace("\r\n", "\n")  # (the runner reads newlines universally)
+    assert out.read_bytes() == "\ufeff".encode() + exported(engine).encode()  # a BOM, so spreadsheets read UTF-8
+
+    with session_scope(engine) as session:
+        ensure_workspace(session, workspace_id="T0OTHER", now=customer(engine, "Acme Corp")[0].created_at)
+    ambiguous = runner.invoke(cli, ["export"])
+    assert ambiguous.exit_code == 2 and "T0OTHER, T0RAPPORT" in ambiguous.stderr
