@@ -1,10 +1,14 @@
 """Reminders: set with /crm remind, delivered once as a DM in working hours, Done and Snooze update in place."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlmodel import select
 
 from bot.scheduler import run_due_work
+from bot.services.when import parse_when
+from bot.services.worktime import WorkingHours
 from models import Reminder
 from tests.support import text_of
 
@@ -59,3 +63,70 @@ def test_a_past_or_unreadable_time_is_refused_with_an_example(slack):
     assert "in the past" in slack.command("alice", "remind acme 2020-01-01 call")["text"]
     unreadable = slack.command("alice", "remind acme someday call")["text"]
     assert "can't read" in unreadable and "in 3d" in unreadable
+
+
+# -- daylight saving: the local hour stays right --------------------------------------------------------------
+
+CHANGES = [  # (zone, the Sunday its clocks change)
+    ("America/New_York", date(2026, 11, 1)),  # fall back: 02:00 EDT → 01:00 EST
+    ("America/New_York", date(2027, 3, 14)),  # spring forward: 02:00 EST → 03:00 EDT
+    ("Europe/Berlin", date(2026, 10, 25)),  # fall back: 03:00 CEST → 02:00 CET
+    ("Europe/Berlin", date(2027, 3, 28)),  # spring forward: 02:00 CET → 03:00 CEST
+]
+
+
+def hours_in(zone: str, days=range(5)) -> WorkingHours:
+    return WorkingHours(tz=ZoneInfo(zone), start=time(9), end=time(18), days=frozenset(days), off=frozenset())
+
+
+def local(zone: str, day: date, clock: time) -> datetime:
+    return datetime.combine(day, clock, tzinfo=ZoneInfo(zone))
+
+
+@pytest.mark.parametrize(("zone", "change"), CHANGES)
+def test_tomorrow_said_the_day_before_the_clocks_change_is_9_local_after_it(zone, change):
+    saturday_noon = local(zone, change - timedelta(days=1), time(12))
+    every_day = hours_in(zone, days=range(7))
+    due = parse_when("tomorrow", now=saturday_noon, hours=every_day).astimezone(ZoneInfo(zone))
+    assert (due.date(), due.time()) == (change, time(9))
+    assert due.utcoffset() != saturday_noon.utcoffset()  # the clocks did change in between
+    monday = hours_in(zone).move_into(due).astimezone(ZoneInfo(zone))  # Monday–Friday: the next working day
+    assert (monday.date(), monday.time()) == (change + timedelta(days=1), time(9))
+
+
+@pytest.mark.parametrize(("zone", "change"), CHANGES)
+def test_in_2d_across_the_change_keeps_the_local_clock_time(zone, change):
+    saturday_ten = local(zone, change - timedelta(days=1), time(10))
+    due = parse_when("in 2d", now=saturday_ten, hours=hours_in(zone)).astimezone(ZoneInfo(zone))
+    assert (due.date(), due.time()) == (change + timedelta(days=1), time(10))
+    four_hours = parse_when("in 4h", now=saturday_ten, hours=hours_in(zone))
+    assert four_hours - saturday_ten == timedelta(hours=4)  # hours are elapsed time, whatever the clocks say
+
+
+@pytest.mark.parametrize(("zone", "day", "expected_utc"), [
+    ("America/New_York", date(2027, 3, 14), datetime(2027, 3, 14, 7, 30, tzinfo=UTC)),  # 03:30 EDT
+    ("Europe/Berlin", date(2027, 3, 28), datetime(2027, 3, 28, 1, 30, tzinfo=UTC)),  # 03:30 CEST
+])
+def test_a_time_in_the_spring_forward_gap_moves_forward_by_the_gap(zone, day, expected_utc):
+    week_before = local(zone, day - timedelta(days=7), time(10))
+    every_day = hours_in(zone, days=range(7))
+    assert every_day.at(day, time(2, 30)) == expected_utc
+    assert parse_when(f"{day} 02:30", now=week_before, hours=every_day) == expected_utc
+
+
+@pytest.mark.parametrize(("zone", "day", "expected_utc"), [
+    ("America/New_York", date(2026, 11, 1), datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),  # 01:30 EDT, not EST
+    ("Europe/Berlin", date(2026, 10, 25), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # 02:30 CEST, not CET
+])
+def test_a_repeated_hour_takes_its_first_occurrence(zone, day, expected_utc):
+    week_before = local(zone, day - timedelta(days=7), time(10))
+    every_day = hours_in(zone, days=range(7))
+    assert every_day.at(day, time(1 if zone.startswith("America") else 2, 30)) == expected_utc
+    typed = "01:30" if zone.startswith("America") else "02:30"
+    assert parse_when(f"{day} {typed}", now=week_before, hours=every_day) == expected_utc
+
+
+def test_two_working_days_after_a_friday_delivery_skip_the_weekend_and_the_change():
+    berlin = hours_in("Europe/Berlin")
+    friday_ten = datetime(2026, 10, 23, 8, 0, tzinfo=UTC)  # 10:00 CEST
+    assert berlin.add_working_days(friday_ten, 2) == datetime(2026, 10, 27, 9, 0, tzinfo=UTC)  # Tuesday 10:00 CET

@@ -34,7 +34,10 @@ def parse_when(text: str, *, now: datetime, hours: WorkingHours) -> datetime:
         amount, unit = int(match.group(1)), _UNITS[match.group(2)[0]]
         if amount == 0:
             raise BadInput("“in 0…” is now; give a time in the future.", hint=f"Examples: {EXAMPLES}.")
-        due = now + timedelta(**{unit: amount})
+        if unit in ("days", "weeks"):  # whole days keep the local clock time across a daylight-saving change
+            due = hours.at(local_now.date() + timedelta(**{unit: amount}), local_now.time())
+        else:
+            due = now + timedelta(**{unit: amount})
     elif text == "tomorrow":
         due = hours.at(local_now.date() + timedelta(days=1), hours.start)
     elif text == "today":

@@ -81,6 +81,22 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def stale_zones(session, owners: set[tuple[str, str]], *, now: datetime) -> set[tuple[str, str]]:
+    """The (workspace, user) pairs whose cached time zone is missing or too old: only these need users.info."""
+    from sqlmodel import select
+
+    from bot.services.people import FRESH_FOR
+    from models import SlackUser
+
+    if not owners:
+        return set()
+    fresh = session.exec(
+        select(SlackUser.workspace_id, SlackUser.user_id)
+        .where(SlackUser.user_id.in_({u for _, u in owners}), SlackUser.fetched_at >= now - FRESH_FOR)
+    ).all()
+    return set(owners) - {(w, u) for w, u in fresh}
+
+
 def hours_lookup(session, owners: set[tuple[str, str]] = frozenset()):
     """A `hours_for(workspace_id, user_id)` reading workspaces and cached time zones, prefetched in two queries."""
     from sqlmodel import select

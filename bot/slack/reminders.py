@@ -4,19 +4,23 @@ Everything here is about talking to Slack; what is due, who claims it and what a
 by bot.services.reminders.
 """
 
+import heapq
 import logging
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import session_scope
 from bot.runtime import Runtime
 from bot.services import reminders as svc
-from bot.services.worktime import hours_lookup
+from bot.services.worktime import hours_lookup, stale_zones
 from bot.slack import people
 from bot.slack.render import render
 from bot.slack.text import escape_mrkdwn
@@ -28,26 +32,49 @@ log = logging.getLogger(__name__)
 LATE_SUMMARY_OVER = 5  # an owner with more late follow-ups than this gets one summary, not a flood
 AGENDA_MAX_LINES = 40  # one section per line, within the 50 blocks of a message
 METADATA_TYPE = "rapport_reminder"
-UNCERTAIN = {"timeout", "connection_error", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# Sent DMs are written as delivered in groups, every RECORD_EVERY DMs or RECORD_AFTER seconds (a SQLite write
+# costs milliseconds). A crash in between leaves at most those, and one DM in flight per sending thread, posted
+# but still claimed; whoever takes them back finds them in the DM by their metadata instead of posting again.
+RECORD_EVERY = 20
+RECORD_AFTER = 0.2
+# Errors after which Slack may have posted the message anyway (any HTTP 5xx too): look before posting again.
+UNCERTAIN = {"timeout", "connection_error", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+             "server_error", svc.LEASE_EXPIRED}
 
 
 class RateLimiter:
-    """At most `per_second` sends, shared by the sending threads (0: no limit)."""
+    """At most `per_second` sends in any one-second window as Slack counts them, shared by the sending
+    threads (0: no limit).
+
+    Sends are spaced evenly, and each takes one of `per_second` tokens that it gives back when Slack has
+    answered; a token can be used again one second after that. So even sends that reach Slack bunched
+    together (a thread that woke late, a slow connection) never put more than `per_second` into a second."""
 
     def __init__(self, per_second: float):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = time.monotonic()
+        self._tokens = [0.0] * max(int(per_second), 1)  # a heap: when each free token may be used again
+        self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    @contextmanager
+    def slot(self):
         if not self.interval:
+            yield
             return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next, self._tokens[0] if self._tokens else now + self.interval)
+                if start <= now:
+                    heapq.heappop(self._tokens)
+                    self._next = now + self.interval
+                    break
             time.sleep(start - now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                heapq.heappush(self._tokens, time.monotonic() + 1.0)
 
 
 @dataclass
@@ -75,8 +102,9 @@ class Report:
 
 
 class Dispatcher:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, *, lease: timedelta = svc.LEASE):
         self.runtime = runtime
+        self.lease = lease  # how long a claim is ours; after that another process may take the row back
         self.limiter = RateLimiter(runtime.settings.delivery_rate)
         self.pool = ThreadPoolExecutor(runtime.settings.delivery_threads, thread_name_prefix="deliver")
 
@@ -92,30 +120,52 @@ class Dispatcher:
         """Plan revisits, then claim and send due reminders batch by batch until none are due."""
         runtime = self.runtime
         report = Report()
+        now = runtime.clock.now()
         with session_scope(runtime.engine) as session:
-            svc.plan_revisits(session, now=runtime.clock.now(), hours_for=hours_lookup(session))
-        while True:
-            now = runtime.clock.now()
+            owners = svc.revisit_owners(session, now=now)
+        if owners:  # each agenda goes out on its owner's morning: know their time zone before planning it
+            self._refresh_zones(owners, now)
             with session_scope(runtime.engine) as session:
-                claims = svc.claim_due(session, now=now, process=runtime.process, limit=batch)
-            if not claims:
-                break
-            messages = self._compose(claims, report)
-            for outcome in self.pool.map(self._send, messages):
-                report.sent += outcome[0]
-                report.reminders += outcome[1]
-                if outcome[2]:
-                    report.errors[outcome[2]] = report.errors.get(outcome[2], 0) + 1
-            if len(claims) < batch:
-                break
+                svc.plan_revisits(session, now=now, hours_for=hours_lookup(session, owners))
+        current = self._next_batch(batch, report)
+        while current is not None:
+            claims, messages = current
+            futures = [self.pool.submit(self._send, m) for m in messages]
+            # Claim and group the next batch while this one is being sent.
+            current = self._next_batch(batch, report) if len(claims) == batch else None
+            self._collect(futures, report)
         return report
+
+    def _next_batch(self, batch: int, report: Report) -> tuple[list[svc.Claim], list[Message]] | None:
+        with session_scope(self.runtime.engine) as session:
+            claims = svc.claim_due(session, now=self.runtime.clock.now(), process=self.runtime.process,
+                                   limit=batch, lease=self.lease)
+        return (claims, self._compose(claims, report)) if claims else None
+
+    def _collect(self, futures: list, report: Report) -> None:
+        """Count what the senders did and write the sent DMs as delivered, a group at a time."""
+        delivered: list[tuple[list[int], str, str]] = []
+        written = time.monotonic()
+        try:
+            for future in as_completed(futures):
+                sent, reminders, error, delivery = future.result()
+                report.sent += sent
+                report.reminders += reminders
+                if error:
+                    report.errors[error] = report.errors.get(error, 0) + 1
+                if delivery:
+                    delivered.append(delivery)
+                if len(delivered) >= RECORD_EVERY or time.monotonic() - written >= RECORD_AFTER:
+                    self._record(delivered)
+                    delivered, written = [], time.monotonic()
+        finally:
+            self._record(delivered)
 
     def _compose(self, claims: list[svc.Claim], report: Report) -> list[Message]:
         """Group claimed rows into DMs; rows whose owner is outside working hours now go back to wait."""
         now = self.runtime.clock.now()
         owners = {(c.reminder.workspace_id, c.reminder.owner_id) for c in claims}
-        for workspace_id, owner_id in owners:  # keep each owner's time zone fresh (cached for hours)
-            people.lookup(self.runtime, self.runtime.client, workspace_id=workspace_id, user_id=owner_id)
+        self._refresh_zones(owners, now)
         by_owner: dict[tuple[str, str], list[svc.Claim]] = defaultdict(list)
         with session_scope(self.runtime.engine) as session:
             hours_for = hours_lookup(session, owners)
@@ -145,6 +195,16 @@ class Dispatcher:
                 messages.extend(Message(workspace_id, owner_id, [c], "single") for c in followups)
         return messages
 
+    def _refresh_zones(self, owners: set[tuple[str, str]], now) -> None:
+        """Ask Slack for the time zones not cached or cached too long ago (outside any transaction)."""
+        with session_scope(self.runtime.engine) as session:
+            stale = stale_zones(session, owners, now=now)
+        for workspace_id, owner_id in stale:
+            try:
+                people.lookup(self.runtime, self.runtime.client, workspace_id=workspace_id, user_id=owner_id)
+            except IntegrityError:  # another process cached the same person at the same moment: theirs will do
+                log.info("%s was cached by another process meanwhile", owner_id)
+
     def render(self, message: Message) -> tuple[list, str]:
         now = self.runtime.clock.now()
         if message.kind == "single":
@@ -161,29 +221,43 @@ class Dispatcher:
 
     # -- sending --------------------------------------------------------------------------------------------
 
-    def _send(self, message: Message) -> tuple[int, int, str | None]:
+    def _send(self, message: Message) -> tuple[int, int, str | None, tuple[list[int], str, str] | None]:
+        """Post one DM: (DMs sent, reminders carried, error, the delivery for the caller to record)."""
         runtime = self.runtime
         blocks, text = self.render(message)
         metadata = {"event_type": METADATA_TYPE, "event_payload": {"reminder_ids": message.ids}}
         if any(c.reminder.attempts for c in message.claims) and self._already_posted(message):
-            return 0, len(message.ids), None
-        self.limiter.wait()
+            return 0, len(message.ids), None, None
         try:
-            response = runtime.client.chat_postMessage(channel=message.owner_id, text=escape_mrkdwn(text), blocks=blocks,
-                                                       metadata=metadata, unfurl_links=False)
+            with self.limiter.slot():
+                if self._lease_running_out(message):  # a slow batch (rate limits): another process may take it
+                    return 0, 0, svc.LEASE_EXPIRED, None
+                response = runtime.client.chat_postMessage(channel=message.owner_id, text=escape_mrkdwn(text),
+                                                           blocks=blocks, metadata=metadata, unfurl_links=False)
         except SlackApiError as exc:
             error = exc.response.get("error") or f"http_{exc.response.status_code}"
             retry_after = _retry_after(exc)
             self._failed(message, error, retry_after)
-            return 0, 0, error
+            return 0, 0, error, None
         except Exception as exc:  # connection refused, reset, timeout after the client's own retries
             log.warning("sending reminder DM to %s failed: %s", message.owner_id, exc)
             self._failed(message, "timeout" if "timed out" in str(exc).lower() else "connection_error", None)
-            return 0, 0, "connection_error"
-        with session_scope(runtime.engine) as session:
-            svc.mark_delivered(session, reminder_ids=message.ids, process=runtime.process, now=runtime.clock.now(),
-                               channel=response["channel"], ts=response["ts"])
-        return 1, len(message.ids), None
+            return 0, 0, "connection_error", None
+        return 1, len(message.ids), None, (message.ids, response["channel"], response["ts"])
+
+    def _lease_running_out(self, message: Message) -> bool:
+        """Too late to post under our claim: the row goes back to the queue when the lease ends, unsent by us."""
+        now = self.runtime.clock.now()
+        return any(c.reminder.lease_expires_at is not None and now + self.lease / 4 >= c.reminder.lease_expires_at
+                   for c in message.claims)
+
+    def _record(self, delivered: list[tuple[list[int], str, str]]) -> None:
+        """Write sent DMs as delivered, several per transaction (a SQLite write costs milliseconds)."""
+        if not delivered:
+            return
+        with session_scope(self.runtime.engine) as session:
+            svc.record_deliveries(session, deliveries=delivered, process=self.runtime.process,
+                                  now=self.runtime.clock.now())
 
     def _failed(self, message: Message, error: str, retry_after: float | None) -> None:
         with session_scope(self.runtime.engine) as session:
@@ -191,24 +265,32 @@ class Dispatcher:
                             now=self.runtime.clock.now(), error=error, retry_after=retry_after)
 
     def _already_posted(self, message: Message) -> bool:
-        """After an attempt whose outcome we could not see (a timeout), look for our own message in the DM
-        before posting again, so a slow Slack does not get the reminder twice."""
-        if not any(c.reminder.last_error in UNCERTAIN for c in message.claims):
+        """After an attempt whose outcome we could not see (a timeout, a 5xx, a process that died holding the
+        claim), look for our own message in the DM before posting again, so the reminder does not come twice."""
+        if not any(c.reminder.last_error in UNCERTAIN or (c.reminder.last_error or "").startswith("http_5")
+                   for c in message.claims):
             return False
         try:
             dm = self.runtime.client.conversations_open(users=message.owner_id)["channel"]["id"]
             history = self.runtime.client.conversations_history(channel=dm, limit=50, include_all_metadata=True)
         except Exception:  # cannot tell: post, and accept the small chance of a repeat
             return False
+        found: dict[int, str] = {}  # reminder id → ts of a message of ours that carries it
         for posted in history.get("messages", []):
-            payload = (posted.get("metadata") or {}).get("event_payload") or {}
-            if (posted.get("metadata") or {}).get("event_type") == METADATA_TYPE and \
-                    set(payload.get("reminder_ids") or []) == set(message.ids):
-                with session_scope(self.runtime.engine) as session:
-                    svc.mark_delivered(session, reminder_ids=message.ids, process=self.runtime.process,
-                                       now=self.runtime.clock.now(), channel=dm, ts=posted["ts"])
-                return True
-        return False
+            metadata = posted.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_TYPE:
+                for reminder_id in (metadata.get("event_payload") or {}).get("reminder_ids") or []:
+                    found.setdefault(reminder_id, posted["ts"])
+        # All carried already (maybe grouped differently by the process that died): record, do not repeat.
+        if not set(message.ids) <= set(found):
+            return False
+        by_ts: dict[str, list[int]] = defaultdict(list)
+        for reminder_id in message.ids:
+            by_ts[found[reminder_id]].append(reminder_id)
+        with session_scope(self.runtime.engine) as session:
+            svc.record_deliveries(session, deliveries=[(ids, dm, ts) for ts, ids in by_ts.items()],
+                                  process=self.runtime.process, now=self.runtime.clock.now())
+        return True
 
     # -- managers -------------------------------------------------------------------------------------------
 
