@@ -4,7 +4,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.people import cached_person, remember_person
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
     now = runtime.clock.now()
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:  # the usual case: a cache hit, no write lock needed
         person = cached_person(session, workspace_id=workspace_id, user_id=user_id, now=now)
     if person is not None:
         return person
