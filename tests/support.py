@@ -118,3 +118,20 @@ def text_of(payload: dict) -> str:
 
     walk(payload.get("blocks") or [])
     return "\n".join(parts)
+
+
+def form_values(**fields) -> dict:
+    """Slack's view state.values for our forms (every element's action_id is `value`)."""
+    state = {}
+    for block, (kind, value) in fields.items():
+        element = {"type": kind}
+        if kind == "plain_text_input":
+            element["value"] = value
+        elif kind in ("static_select", "external_select"):
+            element["selected_option"] = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
+        elif kind == "users_select":
+            element["selected_user"] = value
+        elif kind == "conversations_select":
+            element["selected_conversation"] = value
+        state[block] = {"customer_picker" if kind == "external_select" else "value": element}
+    return state

@@ -8,25 +8,9 @@ from sqlmodel import select
 from bot.services import customers as svc
 from bot.services.workspaces import ensure_workspace
 from models import Contact, Customer, Interaction, RelationshipChange
+from tests.support import form_values as values
 from tests.support import text_of
 from tests.test_bad_input import snapshot
-
-
-def values(**fields) -> dict:
-    """Slack's view state.values for our forms (every element's action_id is `value`)."""
-    state = {}
-    for block, (kind, value) in fields.items():
-        element = {"type": kind}
-        if kind == "plain_text_input":
-            element["value"] = value
-        elif kind in ("static_select", "external_select"):
-            element["selected_option"] = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
-        elif kind == "users_select":
-            element["selected_user"] = value
-        elif kind == "conversations_select":
-            element["selected_conversation"] = value
-        state[block] = {"customer_picker" if kind == "external_select" else "value": element}
-    return state
 
 
 def customer_form(name: str, *, tier="general", stage="prospect", org="vendor", owner="U0ALICE", channel=None):

@@ -7,6 +7,7 @@ from sqlmodel import select
 
 from models import Contact, Customer, Interaction, RelationshipChange, Reminder
 from tests.support import check_message, mrkdwn_texts, text_of
+from tests.support import form_values as values
 
 # Everything Slack might act on or choke on, in one name (≤ 200 characters) and one note.
 NAME = '<!channel> & <@U0MEI> "Acme" \'s <b>ok</b> \u202eRTL\u200f 😀 北京科技 <#C0SALES> &amp; *x*'
@@ -33,23 +34,6 @@ def assert_escaped(payload: dict) -> None:
 
 def assert_view_escaped(view: dict) -> None:
     assert_escaped({"text": "view", "blocks": view.get("blocks") or []})
-
-
-def values(**fields) -> dict:
-    """Slack's view state.values for our forms (every element's action_id is `value`)."""
-    state = {}
-    for block, (kind, value) in fields.items():
-        element = {"type": kind}
-        if kind == "plain_text_input":
-            element["value"] = value
-        elif kind in ("static_select", "external_select"):
-            element["selected_option"] = {"text": {"type": "plain_text", "text": str(value)}, "value": value}
-        elif kind == "users_select":
-            element["selected_user"] = value
-        elif kind == "conversations_select":
-            element["selected_conversation"] = value
-        state[block] = {"customer_picker" if kind == "external_select" else "value": element}
-    return state
 
 
 def add_form(name: str) -> dict:
