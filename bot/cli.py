@@ -28,11 +28,12 @@ def default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings()
+    # Typer's defaults are OptionInfo objects when a command is called as a function: pass every argument.
     if settings.has_slack_credentials:
-        ctx.invoke(serve)
+        serve(host="0.0.0.0", port=3000, socket=False, scheduler=True)  # noqa: S104
     else:
         typer.secho("No Slack credentials set: opening the local console (see README to connect Slack).", err=True)
-        ctx.invoke(console)
+        console(script=None)
 
 
 @cli.command()

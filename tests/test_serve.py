@@ -111,3 +111,11 @@ def test_oauth_install_routes_exist_when_client_id_and_secret_are_set(tmp_path):
     assert seen["status"].startswith(("200", "302")), page[:500]
     install_link = page.decode() + str(seen["headers"].get("Location", ""))
     assert "client_id=111.222" in install_link and "state=" in install_link
+
+
+def test_rapport_without_credentials_opens_the_console(tmp_path):
+    done = subprocess.run([RAPPORT], input="/crm help\n", env=clean_env(), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "opening the local console" in done.stderr
+    assert "/crm help [subcommand]" in done.stdout
