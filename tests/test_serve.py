@@ -119,3 +119,18 @@ def test_rapport_without_credentials_opens_the_console(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "opening the local console" in done.stderr
     assert "/crm help [subcommand]" in done.stdout
+
+
+def test_demo_data_then_the_digest_and_the_survey_export_in_the_terminal(tmp_path):
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/demo.db")
+
+    def rapport(*args):
+        done = subprocess.run([RAPPORT, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    assert "created 10 demo customers" in rapport("demo-data")
+    assert "nothing added" in rapport("demo-data")
+    digest = rapport("digest")
+    assert "Key-account digest · preview" in digest and "Initech" in digest and "At risk" in digest
+    assert rapport("export", "surveys").startswith("survey_id,customer,kind")
