@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.services.customers import contact_names, history
+from bot.services.customers import history
 from bot.services.health import Health, score_workspace, week_start
 from bot.services.scores import format_score, survey_score
 from models import (
@@ -78,30 +78,37 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         customer=customer,
         contacts=contacts,
         touches=recent,
-        touch_contacts=contact_names(session, {t.contact_id for t in recent if t.contact_id}),
+        # Touches and changes name people of this customer's own decision chain, loaded above: no more queries.
+        touch_contacts={c.id: c.name for c in contacts},
         followups=followups,
         latest_survey=latest_survey(session, customer_id=customer.id),
         health=score_workspace(session, workspace=workspace, now=now, customer_ids=[customer.id])[0].health,
         changes=recent_changes,
-        change_contacts=contact_names(session, {c.contact_id for c in recent_changes if c.contact_id}),
+        change_contacts={c.id: c.name for c in contacts},
         revisit_overdue=customer.revisit_due_at <= now,
     )
 
 
 def latest_survey(session: Session, *, customer_id: int) -> SurveyResult | None:
-    """The newest survey that has answers: its score, number of answers and date."""
-    survey = session.exec(
-        select(Survey)
+    """The newest survey that has answers: its score, number of answers and date (one round trip)."""
+    newest = (
+        select(Survey.id)
         .where(Survey.customer_id == customer_id,
                select(SurveyResponse.id).where(SurveyResponse.survey_id == Survey.id).exists())
         .order_by(Survey.created_at.desc())
         .limit(1)
-    ).first()
-    if survey is None:
+        .scalar_subquery()
+    )
+    rows = session.exec(
+        select(Survey.kind, Survey.created_at, Survey.closed_at, SurveyResponse.score)
+        .join(SurveyResponse, SurveyResponse.survey_id == Survey.id)
+        .where(Survey.id == newest)
+    ).all()
+    if not rows:
         return None
-    scores = session.exec(select(SurveyResponse.score).where(SurveyResponse.survey_id == survey.id)).all()
-    return SurveyResult(kind=survey.kind, score=survey_score(survey.kind, scores), answers=len(scores),
-                        at=survey.closed_at or survey.created_at)
+    kind, created_at, closed_at = rows[0][:3]
+    scores = [row[3] for row in rows]
+    return SurveyResult(kind=kind, score=survey_score(kind, scores), answers=len(scores), at=closed_at or created_at)
 
 
 @dataclass
