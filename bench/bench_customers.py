@@ -55,6 +55,7 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bench.common import (  # noqa: E402
     VENV_BIN,
+    batches,
     free_port,
     open_loop,
     percentile,
@@ -156,17 +157,6 @@ class Seeded:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def _batches(rows, size: int = BATCH):
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def seed(url: str, *, customers: int, touches: int, rng: random.Random) -> Seeded:
     """Migrate a fresh database, then bulk-insert the data set in one transaction; returns names and timings."""
     now = datetime.now(UTC)
@@ -260,7 +250,7 @@ def seed(url: str, *, customers: int, touches: int, rng: random.Random) -> Seede
                                    ("touches", Interaction, touch_rows()), ("follow-ups", Reminder, reminder_rows())):
             t0, n = time.perf_counter(), 0
             statement = insert(table(model.__tablename__, *(column(c.name) for c in model.__table__.columns)))
-            for batch in _batches(rows):
+            for batch in batches(rows, BATCH):
                 connection.execute(statement, batch)
                 n += len(batch)
             result.seconds[label], result.rows[label] = time.perf_counter() - t0, n

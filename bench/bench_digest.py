@@ -47,7 +47,7 @@ from sqlalchemy import column, create_engine, event, insert, table, text  # noqa
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from bench.common import VENV_BIN, rss_kb  # noqa: E402
+from bench.common import VENV_BIN, batches, rss_kb  # noqa: E402
 
 TEAM_ID = "T0BENCH"
 BATCH = 10_000
@@ -115,17 +115,6 @@ def seeding_engine(url: str):
 
 
 # -- seeding ---------------------------------------------------------------------------------------------------
-
-
-def _batches(rows, size: int = BATCH):
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def seed(db: Database, *, customers: int, key: int, touches: int, answers: int, rng: random.Random) -> dict:
@@ -279,7 +268,7 @@ def seed(db: Database, *, customers: int, key: int, touches: int, answers: int, 
                                    ("snapshots", HealthSnapshot, snapshot_rows())):
             t0, n = time.perf_counter(), 0
             statement = insert(table(model.__tablename__, *(column(c.name) for c in model.__table__.columns)))
-            for batch in _batches(rows):
+            for batch in batches(rows, BATCH):
                 connection.execute(statement, batch)
                 n += len(batch)
             result["seconds"][label], result["rows"][label] = time.perf_counter() - t0, n

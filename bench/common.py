@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # -- statistics -----------------------------------------------------------------------------------------------
+
+
+def batches(rows: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items from an iterable (the last one shorter), for bulk inserts while seeding."""
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -2,7 +2,6 @@
 
 import logging
 import sys
-from pathlib import Path
 
 import typer
 
@@ -336,5 +335,3 @@ def main() -> None:
         print(f"rapport: {exc}", file=sys.stderr)
         sys.exit(2)
 
-
-__all__ = ["cli", "main", "Path"]

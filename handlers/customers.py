@@ -3,14 +3,14 @@
 from bot.errors import BadInput
 from bot.services import customers as svc
 from bot.services.card import LIST_SCOPES, list_accounts
-from bot.services.vocabulary import choices, human, level_label, parse_choice
+from bot.services.vocabulary import human, level_label, parse_choice
 from bot.slack.render import day, esc, render, user
 from bot.slack.text import rest_after
 from handlers import forms
 from handlers.args import channel_option, joined, split, user_option
 from handlers.cards import card_reply
 from handlers.crm import Command, Reply, Router, Subcommand
-from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+from models.enums import HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
 
 
 def _need(words, count: int, subcommand: Subcommand) -> None:
@@ -183,6 +183,7 @@ LEVEL = Subcommand(
     summary="move a person's key relationship level (kept in history)",
     examples=['/crm level "Acme Corp" "Li Wei" supportive after the workshop'],
     run=lambda command: level(command),
+    group="Relationship",
 )
 
 
@@ -271,7 +272,4 @@ def register(app, router: Router) -> None:
         router.add(subcommand)
     for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER):
         router.add(subcommand)
-    LEVEL.group = "Relationship"
 
-
-__all__ = ["ContactRole", "choices"]

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHOICES = {
     "tiers": [(t.value, human(t.value)) for t in Tier],
     "stages": [(s.value, human(s.value)) for s in Stage],
-    "orgs": [(o.value, human(o.value).replace("key supplier", "key supplier")) for o in OrgRelationship],
+    "orgs": [(o.value, human(o.value)) for o in OrgRelationship],
     "kinds": [(k.value, k.value) for k in TouchKind],
     "roles": [(r.value, human(r.value)) for r in ContactRole],
     "levels": [(str(int(level)), level_label(int(level))) for level in RelationshipLevel],

@@ -3,7 +3,6 @@
 import re
 
 from slack_bolt import Ack, App
-from sqlalchemy.exc import IntegrityError
 
 from bot.db import session_scope
 from bot.errors import BadInput
@@ -175,12 +174,7 @@ def register(app: App, router: Router) -> None:
 
 def recover(runtime: Runtime, client, survey, customer, result, *, respondent: str) -> None:
     """Service recovery: alert the owner now and set them a follow-up for the next working day."""
-    try:
-        tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
-    except IntegrityError:
-        # Several low scores at once all looked the uncached owner up, and another one stored them first
-        # (people.remember_person is a get-then-insert): they are cached now. Recovery must not be lost to it.
-        tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
+    tz = people.lookup(runtime, client, workspace_id=survey.workspace_id, user_id=customer.owner_id)
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
         workspace = get_workspace(session, survey.workspace_id)

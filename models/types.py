@@ -1,6 +1,6 @@
 """Column types shared by every table: time is stored as UTC and always comes back timezone-aware."""
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
@@ -24,13 +24,3 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC)
 
-
-def utc_column(**kwargs):
-    from sqlalchemy import Column
-
-    return Column(UTCDateTime(), **kwargs)
-
-
-def utcnow_placeholder() -> datetime:
-    """Only for defaults of rows created outside the domain (migrations, OAuth); services pass the clock's time."""
-    return datetime.now(UTC)

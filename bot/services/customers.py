@@ -6,13 +6,12 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from rapidfuzz import process as fuzzy
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
 from bot.services.names import clean_text, name_key, refuse_control_characters, without_control_characters
 from bot.services.reminders import cancel_revisits
-from bot.services.vocabulary import WHAT, parse_choice
+from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, Interaction, RelationshipChange, Workspace
 from models.customer import NAME_MAX, SUMMARY_MAX
 from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
@@ -433,8 +432,3 @@ def contact_names(session: Session, ids: set[int]) -> dict[int, str]:
     return dict(session.exec(select(Contact.id, Contact.name).where(Contact.id.in_(ids))).all())
 
 
-def count_customers(session: Session, *, workspace_id: str) -> int:
-    return session.exec(select(func.count()).select_from(Customer).where(Customer.workspace_id == workspace_id)).one()
-
-
-__all__ = ["WHAT", "Actor"]

@@ -8,7 +8,7 @@ one process only, and the claims of a process that died return to the queue when
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, update
+from sqlalchemy import and_, bindparam, case, literal, or_, update
 from sqlmodel import Session, select
 
 from bot.errors import BadInput, NotFound, PermissionDenied
@@ -328,9 +328,6 @@ def mark_failure_reported(session: Session, *, reminder_id: int, now: datetime) 
     )
     return bool(result.rowcount)
 
-
-def count_pending(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Reminder).where(Reminder.status.in_(OPEN))).one()
 
 
 

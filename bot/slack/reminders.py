@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.exc import IntegrityError
 
 from bot.db import session_scope
 from bot.runtime import Runtime
@@ -200,10 +199,7 @@ class Dispatcher:
         with session_scope(self.runtime.engine) as session:
             stale = stale_zones(session, owners, now=now)
         for workspace_id, owner_id in stale:
-            try:
-                people.lookup(self.runtime, self.runtime.client, workspace_id=workspace_id, user_id=owner_id)
-            except IntegrityError:  # another process cached the same person at the same moment: theirs will do
-                log.info("%s was cached by another process meanwhile", owner_id)
+            people.lookup(self.runtime, self.runtime.client, workspace_id=workspace_id, user_id=owner_id)
 
     def render(self, message: Message) -> tuple[list, str]:
         now = self.runtime.clock.now()
