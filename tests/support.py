@@ -1,6 +1,9 @@
 """Test helpers that read like the product: people run commands, click buttons, and read what Rapport said."""
 
 import json
+from contextlib import contextmanager
+
+from sqlalchemy import event
 
 from bot.app import build_app
 from bot.runtime import Runtime
@@ -135,3 +138,18 @@ def form_values(**fields) -> dict:
             element["selected_conversation"] = value
         state[block] = {"customer_picker" if kind == "external_select" else "value": element}
     return state
+
+
+@contextmanager
+def counting_queries(engine):
+    """Every statement sent to the database while the block runs."""
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -123,3 +123,34 @@ def test_a_guest_or_someone_from_another_organisation_cannot_read_cards(slack, f
         refused = slack.command(who, "show acme", channel="C0ACME")
         assert "for members of our own team" in refused["text"] and "Acme Corp" not in str(refused.get("blocks"))
     assert "/crm" in text_of(slack.command("carol", "help", channel="C0ACME"))
+
+
+def test_a_card_costs_the_same_queries_for_a_busy_customer_as_for_a_new_one(slack, clock):
+    """The card reads each part once, whatever the customer has: no query per contact, touch, change or answer."""
+    from datetime import timedelta
+
+    from tests.support import counting_queries
+
+    slack.command("alice", 'add "Quiet Ltd" tier:key')
+    slack.command("alice", 'add "Busy Corp" tier:key channel:<#C0BUSY|busy-shared>')
+    for n in range(8):
+        slack.command("alice", f'contact "Busy Corp" "Person {n}" role:influencer level:{n % 5 + 1}')
+        slack.command("alice", f'level "Busy Corp" "Person {n}" {5 - n % 5} promoted after the workshop')
+    for n in range(12):
+        slack.command("alice", f'log "Busy Corp" call Call number {n}')
+        slack.command("alice", f'remind "Busy Corp" tomorrow follow-up {n}')
+    slack.command("alice", 'survey "Busy Corp" nps')
+    clock.advance(timedelta(days=3))
+
+    def card_queries(name: str) -> list[str]:
+        show = f'show "{name}"'
+        slack.command("alice", show)  # warm: the member cache, the workspace
+        with counting_queries(slack.runtime.engine) as statements:
+            reply = slack.command("alice", show)
+        assert name in text_of(reply)
+        return statements
+
+    busy = text_of(slack.command("alice", 'show "Busy Corp"'))
+    assert "Person 0" in busy and "Call number 11" in busy and "follow-up" in busy
+    quiet, busy_queries = card_queries("Quiet Ltd"), card_queries("Busy Corp")
+    assert len(busy_queries) == len(quiet) <= 12, busy_queries

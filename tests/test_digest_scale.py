@@ -8,12 +8,11 @@ import re
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
 from bot.db import make_engine, session_scope
@@ -37,7 +36,7 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from tests.support import check_message, text_of
+from tests.support import check_message, counting_queries, text_of
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = presets.HOME_TEAM
@@ -125,21 +124,6 @@ def seed_key_accounts(engine, *, workspace_id: str, now: datetime, names: list[s
              "reasons": ["last touch 1 day ago"], "computed_at": now - timedelta(weeks=w)}
             for i, cid in enumerate(key_ids) for w in range(1, weeks + 1)])
     return ids
-
-
-@contextmanager
-def counting_queries(engine):
-    """Every statement sent to the database while the block runs."""
-    statements: list[str] = []
-
-    def record(_connection, _cursor, statement, _parameters, _context, _executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def queries_to_build(engine, workspace_id: str, now: datetime) -> tuple[int, int, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
-from sqlalchemy import event, func, insert
+from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from bot.clock import ManualClock
@@ -32,7 +32,7 @@ from bot.slack import presets
 from bot.slack.client import make_client, retry_handlers
 from bot.slack.reminders import METADATA_TYPE, Dispatcher
 from models import Reminder
-from tests.support import text_of
+from tests.support import counting_queries, text_of
 
 ROOT = Path(__file__).resolve().parent.parent
 MONDAY_9_UTC = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -338,20 +338,6 @@ def test_key_accounts_due_a_revisit_come_in_one_morning_agenda_and_a_logged_touc
 # -- cost of a tick -----------------------------------------------------------------------------------------------
 
 
-def count_queries(engine, work) -> int:
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        work()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return len(seen)
-
-
 def add_waiting(engine, count: int, *, now: datetime, start: int = 0) -> None:
     """`count` follow-ups due next week: pending, not due, never looked at by a tick."""
     later = now + timedelta(days=7)
@@ -374,11 +360,13 @@ def test_a_tick_runs_the_same_number_of_queries_for_100_or_10000_waiting_reminde
 
     add_waiting(runtime.engine, 100, now=runtime.clock.now())
     one_tick()  # warm caches (first connection, pragmas)
-    few = count_queries(runtime.engine, one_tick)
+    with counting_queries(runtime.engine) as few:
+        one_tick()
     add_waiting(runtime.engine, 9_900, now=runtime.clock.now(), start=100)
-    many = count_queries(runtime.engine, one_tick)
-    assert few == many, (few, many)
-    assert few <= 10
+    with counting_queries(runtime.engine) as many:
+        one_tick()
+    assert len(few) == len(many), (few, many)
+    assert len(few) <= 10
 
 
 # -- 3. several bot processes on one PostgreSQL -------------------------------------------------------------------

@@ -7,7 +7,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.services.customers import history
-from bot.services.health import Health, score_workspace, week_start
+from bot.services.health import Health, score_customer, week_start
 from bot.services.scores import format_score, survey_score
 from models import (
     Contact,
@@ -82,7 +82,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         touch_contacts={c.id: c.name for c in contacts},
         followups=followups,
         latest_survey=latest_survey(session, customer_id=customer.id),
-        health=score_workspace(session, workspace=workspace, now=now, customer_ids=[customer.id])[0].health,
+        health=score_customer(session, workspace=workspace, customer=customer, contacts=contacts, now=now),
         changes=recent_changes,
         change_contacts={c.id: c.name for c in contacts},
         revisit_overdue=customer.revisit_due_at <= now,

@@ -190,32 +190,56 @@ class Scored:
     previous: Row | None  # last week's snapshot: customer_id, week_start, score, band, components
 
 
-def score_workspace(session: Session, *, workspace: Workspace, now: datetime, customer_ids: list[int] | None = None,
-                    tier: str | None = None) -> list[Scored]:
-    """Health for every customer of the workspace (or the given ones / one tier) in five queries, not per row."""
+def score_workspace(session: Session, *, workspace: Workspace, now: datetime, tier: str | None = None) -> list[Scored]:
+    """Health for every customer of the workspace (or one tier), with last week's snapshot, in five queries."""
     query = select(Customer).where(Customer.workspace_id == workspace.id)
-    if customer_ids is not None:
-        query = query.where(Customer.id.in_(customer_ids))
     if tier is not None:
         query = query.where(Customer.tier == tier)
     customers = list(session.exec(query).all())
     if not customers:
         return []
-    # With a handful of customers (the card) their ids go in directly, so each query uses the customer_id
-    # index; for a workspace or a tier a subquery keeps the statement small.
-    scoped_ids = customer_ids if customer_ids is not None else select(Customer.id).where(query.whereclause)
+    # A subquery, not a list of ids: keeps the statement small for tens of thousands of customers.
+    scoped_ids = select(Customer.id).where(query.whereclause)
     contacts: dict[int, list] = defaultdict(list)
-    names: dict[str, str] = {}  # Slack user id → how reasons name the person ("NPS 3 from Li Wei")
     for customer_id, role, level, name, slack_user in session.exec(
         select(Contact.customer_id, Contact.role, Contact.level, Contact.name, Contact.slack_user_id)
         .where(Contact.customer_id.in_(scoped_ids))
     ).all():
-        contacts[customer_id].append((role, level, name))
-        if slack_user:
-            names[slack_user] = name
-    # Respondents who are not in the decision chain are named from the Slack user cache, joined here rather
-    # than looked up with a list of ids: a big workspace has tens of thousands of them, past SQLite's 32,766
-    # and PostgreSQL's 65,535 bound parameters.
+        contacts[customer_id].append((role, level, name, slack_user))
+    answers = _answers(session, workspace=workspace, now=now, scoped_ids=scoped_ids, contacts=contacts)
+    overdue = _overdue(session, now=now, scoped_ids=scoped_ids, workspace_id=workspace.id)
+    this_week = week_start(now)
+    # Last week's snapshot as a plain row, not an ORM object: what the digest compares with, for thousands.
+    previous = {snapshot.customer_id: snapshot for snapshot in session.exec(
+        select(HealthSnapshot.customer_id, HealthSnapshot.week_start, HealthSnapshot.score, HealthSnapshot.band,
+               HealthSnapshot.components)
+        .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start < this_week,
+               HealthSnapshot.week_start >= this_week - timedelta(weeks=1),
+               HealthSnapshot.customer_id.in_(scoped_ids))
+    ).all()}
+    return [Scored(customer, _health(workspace, customer, contacts, answers, overdue, now), previous.get(customer.id))
+            for customer in customers]
+
+
+def score_customer(session: Session, *, workspace: Workspace, customer: Customer, contacts: list[Contact],
+                   now: datetime) -> Health:
+    """One customer's health now, for the card, which has already loaded the customer and its decision chain:
+    two queries (its survey answers and its overdue follow-ups)."""
+    chain = {customer.id: [(c.role, c.level, c.name, c.slack_user_id) for c in contacts]}
+    answers = _answers(session, workspace=workspace, now=now, scoped_ids=[customer.id], contacts=chain)
+    # No workspace condition here on purpose: with it SQLite picks the workspace-wide overdue index and scans
+    # every overdue reminder (7 ms at 20,000); the customer is already this workspace's.
+    overdue = _overdue(session, now=now, scoped_ids=[customer.id], workspace_id=None)
+    return _health(workspace, customer, chain, answers, overdue, now)
+
+
+def _answers(session: Session, *, workspace: Workspace, now: datetime, scoped_ids, contacts: dict[int, list]
+             ) -> dict[int, list]:
+    """Survey answers of the last 180 days per customer: (kind, score, who answered)."""
+    # Respondents are named from the decision chain, else from the Slack user cache, joined here rather than
+    # looked up with a list of ids: a big workspace has tens of thousands of them, past SQLite's 32,766 and
+    # PostgreSQL's 65,535 bound parameters.
+    names = {slack_user: name for chain in contacts.values() for _r, _l, name, slack_user in chain if slack_user}
     rows = session.exec(
         select(SurveyResponse.customer_id, Survey.kind, SurveyResponse.score, SurveyResponse.respondent_id,
                SlackUser.name)
@@ -228,39 +252,32 @@ def score_workspace(session: Session, *, workspace: Workspace, now: datetime, cu
     answers: dict[int, list] = defaultdict(list)
     for customer_id, kind, score, respondent, slack_name in rows:
         answers[customer_id].append((kind, score, names.get(respondent) or slack_name or None))
-    overdue_filter = [Reminder.kind == ReminderKind.followup, Reminder.due_at <= now,
-                      Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
-                      Reminder.customer_id.in_(scoped_ids)]
-    if customer_ids is None:
-        overdue_filter.append(Reminder.workspace_id == workspace.id)
-    # For given customers (the card) the workspace condition is left out on purpose: with it SQLite picks the
-    # workspace-wide overdue index and scans every overdue reminder (7 ms at 20,000); the customers themselves
-    # were already scoped to the workspace above, and only their rows are used.
-    overdue = dict(session.exec(
-        select(Reminder.customer_id, func.count()).where(*overdue_filter).group_by(Reminder.customer_id)
+    return answers
+
+
+def _overdue(session: Session, *, now: datetime, scoped_ids, workspace_id: str | None) -> dict[int, int]:
+    """Open follow-ups past due, counted per customer."""
+    where = [Reminder.kind == ReminderKind.followup, Reminder.due_at <= now,
+             Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
+             Reminder.customer_id.in_(scoped_ids)]
+    if workspace_id is not None:
+        where.append(Reminder.workspace_id == workspace_id)
+    return dict(session.exec(
+        select(Reminder.customer_id, func.count()).where(*where).group_by(Reminder.customer_id)
     ).all())
-    this_week = week_start(now)
-    # Last week's snapshot as a plain row, not an ORM object: what the digest compares with, for thousands.
-    previous = {snapshot.customer_id: snapshot for snapshot in session.exec(
-        select(HealthSnapshot.customer_id, HealthSnapshot.week_start, HealthSnapshot.score, HealthSnapshot.band,
-               HealthSnapshot.components)
-        .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start < this_week,
-               HealthSnapshot.week_start >= this_week - timedelta(weeks=1),
-               HealthSnapshot.customer_id.in_(scoped_ids))
-    ).all()}
+
+
+def _health(workspace: Workspace, customer: Customer, contacts: dict[int, list], answers: dict[int, list],
+            overdue: dict[int, int], now: datetime) -> Health:
     cadences = {"key": workspace.cadence_key_days, "general": workspace.cadence_general_days,
                 "longtail": workspace.cadence_longtail_days}
-    scored = []
-    for customer in customers:
-        inputs = Inputs(
-            cadence_days=cadences[customer.tier], last_touch_at=customer.last_touch_at,
-            created_at=customer.created_at, org_relationship=customer.org_relationship,
-            contacts=contacts.get(customer.id, []), answers=answers.get(customer.id, []),
-            overdue_followups=overdue.get(customer.id, 0),
-        )
-        scored.append(Scored(customer, compute(inputs, weights=workspace.health_weights, now=now),
-                             previous.get(customer.id)))
-    return scored
+    inputs = Inputs(
+        cadence_days=cadences[customer.tier], last_touch_at=customer.last_touch_at,
+        created_at=customer.created_at, org_relationship=customer.org_relationship,
+        contacts=[(role, level, name) for role, level, name, _slack_user in contacts.get(customer.id, [])],
+        answers=answers.get(customer.id, []), overdue_followups=overdue.get(customer.id, 0),
+    )
+    return compute(inputs, weights=workspace.health_weights, now=now)
 
 
 def save_snapshots(session: Session, *, workspace: Workspace, scored: list[Scored], now: datetime) -> int:
