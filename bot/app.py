@@ -3,7 +3,7 @@
 import json
 import logging
 import uuid
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
@@ -16,6 +16,7 @@ from bot.errors import RapportError
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
+from bot.slack.acks import AckSignal, AckWaitingExecutor, release
 from models import oauth
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def build_app(
         request_verification_enabled=True,
         process_before_response=False,
         # Listeners ack first and answer within Slack's 3 seconds; the pool is larger than Bolt's 5
-        # because a listener may wait on the database or on Slack's Web API after acking.
-        listener_executor=listener_executor or ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
+        # because a listener may wait on the database or on Slack's Web API after acking. Its submit
+        # returns when the listener acks, so the answer does not wait for Bolt's next 10 ms poll.
+        listener_executor=listener_executor or AckWaitingExecutor(LISTENER_THREADS),
     )
     if settings.oauth:
         app = RapportApp(
@@ -88,20 +90,31 @@ _GUARD_ARGS = ("ack", "body", "respond", "client", "context", "logger")
 
 
 def _guard_listeners(app: App) -> None:
-    """Answer errors raised after a listener acked, here rather than in Bolt.
+    """Wrap every listener once, for two things Bolt does not do.
 
-    Bolt's thread runner sets `ack.response` back to None when a listener raises after acking, so the
-    HTTP side, still polling for the ack, times out and answers 404: the user would see Slack's own error
-    instead of ours. Each listener is wrapped once: an error before the ack still goes to Bolt's error
-    handler (which answers in the HTTP response), an error after it is told to the user through respond."""
+    Errors raised after a listener acked are answered here: Bolt's thread runner sets `ack.response` back
+    to None when a listener raises after acking, so the HTTP side, still polling for the ack, times out and
+    answers 404, and the user would see Slack's own error instead of ours. An error before the ack still
+    goes to Bolt's error handler (which answers in the HTTP response), an error after it is told to the user
+    through respond.
+
+    And the ack releases the request at once (bot/slack/acks.py) instead of at Bolt's next poll."""
     for listener in app._listeners:  # Bolt keeps no public list of listeners
+        if listener.lazy_functions:
+            # A lazy function runs on the same pool and never acks: the answer would wait for it.
+            raise ValueError("Rapport's listeners ack, then carry on; lazy listeners are not supported")
         original, names = listener.ack_function, list(listener.arg_names)
 
         def guarded(__original=original, __names=names, **kwargs):
+            ack = kwargs["ack"]
+            if ack is not None and ack.response is not None:  # acked by Bolt before the listener ran (events)
+                release()
+            arguments = {name: kwargs[name] for name in __names}
+            if "ack" in arguments and ack is not None:
+                arguments["ack"] = AckSignal(ack)
             try:
-                return __original(**{name: kwargs[name] for name in __names})
+                return __original(**arguments)
             except Exception as error:
-                ack = kwargs["ack"]
                 if ack is None or ack.response is None:
                     raise
                 _handle_error(error, kwargs["body"], kwargs["logger"], None, kwargs["respond"], kwargs["client"],

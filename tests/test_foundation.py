@@ -67,3 +67,52 @@ def test_an_unexpected_error_gives_a_friendly_reply_and_no_trace(slack, caplog):
     assert "Something went wrong on our side" in reply["text"]
     assert "database on fire" not in json.dumps(reply)
     assert "database on fire" in caplog.text
+
+
+# -- the answer leaves when the listener acks ---------------------------------------------------------------
+
+
+def test_the_pool_returns_a_listener_to_bolt_as_soon_as_it_acks_and_lets_it_carry_on():
+    import threading
+
+    from bot.slack.acks import AckSignal, AckWaitingExecutor
+
+    class Ack:  # what Bolt's Ack records
+        response = None
+
+        def __call__(self, **body):
+            self.response = body
+
+    ack, carry_on, finished = Ack(), threading.Event(), threading.Event()
+
+    def listener():
+        AckSignal(ack)(text="on it")
+        carry_on.wait(10)
+        finished.set()
+
+    pool = AckWaitingExecutor(2, ack_timeout=30)
+    try:
+        future = pool.submit(listener)
+        # Bolt checks the ack right after submit: it is there, and the listener is still at work.
+        assert ack.response == {"text": "on it"}
+        assert not future.done() and not finished.is_set()
+        carry_on.set()
+        future.result(timeout=10)
+        # A listener that never acks holds submit until it ends, never longer.
+        ended = pool.submit(lambda: "done")
+        assert ended.done() and ended.result() == "done"
+    finally:
+        carry_on.set()
+        pool.shutdown(wait=True)
+
+
+def test_an_event_is_answered_at_once_while_its_listener_is_still_working(slack, fake_slack):
+    """Bolt acks events itself before the listener runs: the 200 goes back without waiting for the listener
+    (here, publishing App Home to a Slack that takes 2 seconds to answer)."""
+    fake_slack.latency("views.publish", 2.0)
+    response = slack.sim.event({"type": "app_home_opened", "user": "U0ALICE", "channel": "DU0ALICE", "tab": "home",
+                                "event_ts": "1700000000.000100"})
+    assert response.status == 200
+    assert slack.executor.busy == 1  # still waiting on views.publish
+    slack.wait()
+    assert len(fake_slack.calls("views.publish")) == 1

@@ -6,11 +6,12 @@ import itertools
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from slack_bolt import App, BoltRequest
+
+from bot.slack.acks import AckWaitingExecutor
 
 _ids = itertools.count(1)
 
@@ -206,11 +207,11 @@ class SlackSimulator:
         return self.send(body, "application/json", extra_headers=extra)
 
 
-class TrackingExecutor(ThreadPoolExecutor):
-    """Bolt's listener pool, able to say when every listener has finished (the console and tests wait on it)."""
+class TrackingExecutor(AckWaitingExecutor):
+    """Rapport's listener pool, able to say when every listener has finished (the console and tests wait on it)."""
 
     def __init__(self, max_workers: int = 8):
-        super().__init__(max_workers=max_workers, thread_name_prefix="listener")
+        super().__init__(max_workers)
         self._busy = 0
         self._idle = threading.Condition()
         self.errors: list[BaseException] = []
@@ -231,6 +232,12 @@ class TrackingExecutor(ThreadPoolExecutor):
                     self._idle.notify_all()
 
         return super().submit(run)
+
+    @property
+    def busy(self) -> int:
+        """Listeners running or queued now."""
+        with self._idle:
+            return self._busy
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         with self._idle:
