@@ -120,10 +120,10 @@ def _workspace_for(session, given: str | None, *, now, create: bool):
     raise _Refused(f"the database holds several workspaces; choose one with --workspace: {listed}")
 
 
-def _open_database():
+def _open_database(settings: Settings | None = None):
     from bot.db import make_engine, upgrade
 
-    engine = make_engine(_settings().database)
+    engine = make_engine((settings or _settings()).database)
     upgrade(engine)
     return engine
 
@@ -174,7 +174,15 @@ def import_(
         raise typer.Exit(2) from None
     total = None if file == "-" else os.fstat(raw.fileno()).st_size
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    engine = _open_database()
+    settings = _settings()
+    ask_slack = None
+    if settings.slack_bot_token:  # owners given by an e-mail nobody has mentioned to Rapport yet: ask Slack
+        from bot.slack.client import make_client
+        from bot.slack.people import find_by_email
+
+        client = make_client(base_url=settings.slack_api_url, token=settings.slack_bot_token)
+        ask_slack = lambda email: find_by_email(client, email)  # noqa: E731
+    engine = _open_database(settings)
     stderr = Console(stderr=True)
     bar = Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), RowsColumn(), TimeElapsedColumn(),
                    console=stderr, disable=not stderr.is_terminal)
@@ -185,7 +193,7 @@ def import_(
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
             report = import_customers(
-                session, workspace=target, rows=text, by=by, now=now, skip_bad=skip_bad,
+                session, workspace=target, rows=text, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
                 progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
             )
     except ImportRefused as refused:
@@ -217,6 +225,8 @@ def import_(
         f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"
         f" {report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
         f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated{skipped}"
+        + (f"; {report.owners_asked:,} owner e-mail{'s' if report.owners_asked != 1 else ''} looked up in Slack"
+           if report.owners_asked else "")
     )
 
 

@@ -146,8 +146,8 @@ def test_a_file_with_bad_rows_writes_nothing_and_names_every_line(engine, clock,
         imported(engine, clock, bad)
     assert refused.value.report.bad == [
         (3, "tier “gold” is not a tier. Choose one of: key, general, longtail."),
-        (5, "owner “nobody@nowhere.example”: no one with this e-mail is known in this workspace; "
-            "give their Slack user id (U…) instead."),
+        (5, "owner “nobody@nowhere.example”: no one with this e-mail is known in this workspace (Slack was "
+            "not asked: no bot token); give their Slack user id (U…) instead."),
         (6, "same name as line 2 (“acme corp”)."),
         (7, "contact “Gavin”: role “ceo” is not a role. Choose one of: decision_maker, influencer, evaluator, "
             "user, procurement, champion."),
@@ -263,3 +263,72 @@ def test_the_cli_refuses_a_bad_file_with_line_numbers_then_imports_and_exports(e
         ensure_workspace(session, workspace_id="T0OTHER", now=customer(engine, "Acme Corp")[0].created_at)
     ambiguous = runner.invoke(cli, ["export"])
     assert ambiguous.exit_code == 2 and "T0OTHER, T0RAPPORT" in ambiguous.stderr
+
+
+# -- owners by e-mail that Rapport has not met yet --------------------------------------------------------------
+
+NEW_OWNERS = """\
+name,tier,stage,org,owner,channel,contacts
+Umbrella,key,,,DANA@rapport.example,,
+Hooli,general,,,dana@rapport.example,,
+Vandelay,general,,,nobody@rapport.example,,
+Wonka,general,,,NOBODY@rapport.example,,
+Soylent,general,,,carol@acme.example,,
+"""
+
+
+def ask_slack_through(fake):
+    from bot.slack.client import make_client
+    from bot.slack.people import find_by_email
+
+    client = make_client(base_url=fake.api_url, token="xoxb-test")
+    return lambda email: find_by_email(client, email)
+
+
+def test_an_owner_email_nobody_mentioned_yet_is_looked_up_in_slack_once(engine, clock, team, fake_slack):
+    fake_slack.add_user("U0DANA", name="dana", team_id=HOME_TEAM, email="dana@rapport.example")
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        report = import_customers(session, workspace=workspace, rows=io.StringIO(NEW_OWNERS), by=ADMIN,
+                                  now=clock.now(), skip_bad=True, ask_slack=ask_slack_through(fake_slack))
+    assert report.created == 2 and report.owners_asked == 3  # dana, nobody and carol: each asked once
+    assert len(fake_slack.calls("users.lookupByEmail")) == 3
+    assert customer(engine, "Umbrella")[0].owner_id == customer(engine, "Hooli")[0].owner_id == "U0DANA"
+    assert report.bad == [
+        (4, "owner “nobody@rapport.example”: no one in this Slack workspace has this e-mail; give their Slack "
+            "user id (U…) instead."),
+        (5, "owner “NOBODY@rapport.example”: no one in this Slack workspace has this e-mail; give their Slack "
+            "user id (U…) instead."),
+        (6, "owner “carol@acme.example” is a guest or from another organisation (U0CAROL); owners are members "
+            "of our own team."),
+    ]
+    with session_scope(engine) as session:  # dana joins the people cache: the next import needs no Slack
+        assert session.get(SlackUser, (HOME_TEAM, "U0DANA")).email == "dana@rapport.example"
+        workspace = session.get(type(workspace), HOME_TEAM)
+        again = import_customers(session, workspace=workspace, rows=io.StringIO(NEW_OWNERS.split("Vandelay")[0]),
+                                 by=ADMIN, now=clock.now(), ask_slack=ask_slack_through(fake_slack))
+    assert (again.unchanged, again.owners_asked) == (2, 0)
+
+
+def test_when_slack_cannot_be_asked_the_row_says_so_and_nothing_is_written(engine, clock, team, fake_slack):
+    fake_slack.add_user("U0DANA", name="dana", team_id=HOME_TEAM, email="dana@rapport.example")
+    fake_slack.inject("users.lookupByEmail", "account_inactive", times=5)
+    with pytest.raises(ImportRefused) as refused, session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+        import_customers(session, workspace=workspace, rows=io.StringIO(NEW_OWNERS.split("Hooli")[0]),
+                         by=ADMIN, now=clock.now(), ask_slack=ask_slack_through(fake_slack))
+    assert refused.value.report.bad == [
+        (2, "owner “DANA@rapport.example”: Slack could not be asked who has this e-mail (account_inactive); give "
+            "their Slack user id (U…) instead.")]
+    assert counts(engine) == (0, 0, 0)
+
+
+def test_the_cli_asks_slack_for_owners_when_it_has_a_token(engine, database_url, tmp_path, fake_slack):
+    fake_slack.add_user("U0DANA", name="dana", team_id=HOME_TEAM, email="dana@rapport.example")
+    path = tmp_path / "owners.csv"
+    path.write_text(NEW_OWNERS.split("Vandelay")[0], encoding="utf-8")
+    env = {"DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake_slack.api_url}
+    done = CliRunner(env=env).invoke(cli, ["import", str(path), "--by", ADMIN])
+    assert done.exit_code == 0, done.output
+    assert "2 created" in done.stdout and "1 owner e-mail looked up in Slack" in done.stdout
+    assert customer(engine, "Hooli")[0].owner_id == "U0DANA"

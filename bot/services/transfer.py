@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from sqlalchemy import (
     Column,
@@ -30,6 +30,7 @@ from sqlmodel import Session
 from bot.errors import BadInput
 from bot.services.customers import cadence_days
 from bot.services.names import clean_text, name_key
+from bot.services.people import remember_person
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
 from models.customer import NAME_MAX
@@ -65,6 +66,15 @@ class ImportReport:
     contacts_updated: int = 0
     bad: list[tuple[int, str]] = field(default_factory=list)
     rows: int = 0  # data rows read, good and bad (blank rows are not counted)
+    owners_asked: int = 0  # owner e-mails not in the people cache, asked of Slack
+
+
+class LookupFailed(Exception):
+    """Slack could not be asked who has an e-mail address (not: nobody has it)."""
+
+
+# e-mail → the Slack user object (users.lookupByEmail's `user`), None when nobody has it; raises LookupFailed.
+AskSlack = Callable[[str], "dict | None"]
 
 
 class ImportRefused(BadInput):
@@ -205,13 +215,25 @@ def _contacts(cell: str) -> list[tuple[str, str, str | None, int | None]]:
     return found
 
 
-class _People:
-    """Owner e-mails resolved through the people cache (SlackUser), read once on the first e-mail."""
+class _Known(NamedTuple):
+    user_id: str  # "": several live people share the e-mail
+    deleted: bool = False
+    outside: bool = False  # a guest, or from another organisation (Slack Connect)
 
-    def __init__(self, session: Session, workspace_id: str):
+
+class _People:
+    """Owner e-mails resolved through the people cache (SlackUser), read once on the first e-mail; an e-mail
+    the cache does not know is asked of Slack once (`ask_slack`), and the answer joins the cache."""
+
+    def __init__(self, session: Session, workspace_id: str, *, now: datetime, ask_slack: AskSlack | None,
+                 report: ImportReport):
         self.session = session
         self.workspace_id = workspace_id
-        self.by_email: dict[str, tuple[str, bool]] | None = None  # email → (user id, deleted); "" id: several
+        self.now = now
+        self.ask_slack = ask_slack
+        self.report = report
+        self.by_email: dict[str, _Known] | None = None
+        self.unknown: dict[str, str] = {}  # email → why no one was found (Slack is asked once per e-mail)
 
     def owner(self, value: str) -> str | None:
         if not value:
@@ -225,33 +247,59 @@ class _People:
             raise _Bad(f"owner “{value}” is neither a Slack user id (like U0ALICE) nor an e-mail address.")
         if self.by_email is None:
             self.by_email = self._load()
-        found = self.by_email.get(value.casefold())
+        email = value.casefold()
+        found = self.by_email.get(email) or self._ask(email)
         if found is None:
-            raise _Bad(f"owner “{value}”: no one with this e-mail is known in this workspace; "
-                       "give their Slack user id (U…) instead.")
-        user_id, deleted = found
-        if not user_id:
+            raise _Bad(f"owner “{value}”: {self.unknown[email]}; give their Slack user id (U…) instead.")
+        if not found.user_id:
             raise _Bad(f"owner “{value}”: several Slack users have this e-mail; give the user id (U…) instead.")
-        if deleted:
-            raise _Bad(f"owner “{value}” is a deactivated Slack user ({user_id}).")
-        return user_id
+        if found.deleted:
+            raise _Bad(f"owner “{value}” is a deactivated Slack user ({found.user_id}).")
+        if found.outside:
+            raise _Bad(f"owner “{value}” is a guest or from another organisation ({found.user_id}); owners are "
+                       "members of our own team.")
+        return found.user_id
 
-    def _load(self) -> dict[str, tuple[str, bool]]:
-        people: dict[str, tuple[str, bool]] = {}
+    def _outside(self, team_id: str | None, restricted: bool) -> bool:
+        return bool(restricted or (team_id and team_id != self.workspace_id))
+
+    def _ask(self, email: str) -> _Known | None:
+        if email in self.unknown:
+            return None
+        if self.ask_slack is None:
+            self.unknown[email] = "no one with this e-mail is known in this workspace (Slack was not asked: no bot token)"
+            return None
+        self.report.owners_asked += 1
+        try:
+            info = self.ask_slack(email)
+        except LookupFailed as exc:
+            self.unknown[email] = f"Slack could not be asked who has this e-mail ({exc})"
+            return None
+        if info is None:
+            self.unknown[email] = "no one in this Slack workspace has this e-mail"
+            return None
+        person = remember_person(self.session, workspace_id=self.workspace_id, info=info, now=self.now)
+        self.by_email[email] = _Known(person.user_id, person.deleted, self._outside(person.team_id,
+                                                                                    person.is_restricted))
+        return self.by_email[email]
+
+    def _load(self) -> dict[str, _Known]:
+        people: dict[str, _Known] = {}
         rows = self.session.execute(
-            select(SlackUser.user_id, SlackUser.email, SlackUser.deleted).where(
+            select(SlackUser.user_id, SlackUser.email, SlackUser.deleted, SlackUser.team_id,
+                   SlackUser.is_restricted).where(
                 SlackUser.workspace_id == self.workspace_id, SlackUser.email.is_not(None)
             )
         )
-        for user_id, email, deleted in rows:
+        for user_id, email, deleted, team_id, restricted in rows:
             email = email.strip().casefold()
             if not email:
                 continue
             before = people.get(email)
-            if before is None or (before[1] and not deleted):
-                people[email] = (user_id, bool(deleted))
-            elif not deleted and not before[1]:
-                people[email] = ("", False)  # two live people share it: ambiguous
+            if before is None or (before.deleted and not deleted):
+                people[email] = _Known(user_id, bool(deleted), self._outside(team_id, bool(restricted)))
+            elif not deleted and not before.deleted:
+                people[email] = _Known("")  # two live people share it: ambiguous
         return people
 
 
@@ -456,14 +504,15 @@ EXISTING_CONTACTS = select(k.id, k.customer_id, k.name, k.name_key, k.role, k.le
 
 
 class _Importer:
-    def __init__(self, session: Session, *, workspace: Workspace, by: str, now: datetime, skip_bad: bool):
+    def __init__(self, session: Session, *, workspace: Workspace, by: str, now: datetime, skip_bad: bool,
+                 ask_slack: AskSlack | None):
         self.session = session
         self.workspace = workspace
         self.by = by
         self.now = now
         self.skip_bad = skip_bad
         self.report = ImportReport()
-        self.people = _People(session, workspace.id)
+        self.people = _People(session, workspace.id, now=now, ask_slack=ask_slack, report=self.report)
         self.seen = _seen_table()
         self.pending_bad: list[tuple[int, str]] = []
         self.batches = 0
@@ -685,19 +734,21 @@ def import_customers(
     now: datetime,
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
+    ask_slack: AskSlack | None = None,
 ) -> ImportReport:
     """Create or update customers (and their decision chains) from CSV text or (line, {column: value}) pairs.
 
     Rows are matched to customers by name (name_key), so importing a file twice changes nothing the second
     time. Every bad row is reported with its line; unless `skip_bad`, a file with any bad row raises
     ImportRefused after reading it all, so the caller's transaction rolls back and nothing is written.
-    `progress(rows_read)` is called after every batch.
+    `progress(rows_read)` is called after every batch. Owners given by an e-mail the people cache does not
+    know are looked up with `ask_slack(email)` when given (bot.slack.people.find_by_email).
     """
     by = by.strip()
     if not _USER_ID.fullmatch(by):
         raise BadInput(f"“{by}” is not a Slack user id (U…); say who is importing.")
     records = _csv_records(rows) if hasattr(rows, "read") else _dict_records(rows)
-    importer = _Importer(session, workspace=workspace, by=by, now=now, skip_bad=skip_bad)
+    importer = _Importer(session, workspace=workspace, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack)
     # In a savepoint, rolled back on refusal: even a caller that catches ImportRefused and commits writes nothing.
     with session.begin_nested():
         importer.open()

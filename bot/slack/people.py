@@ -8,6 +8,7 @@ from bot.db import read_scope, session_scope
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.people import cached_person, remember_person
+from bot.services.transfer import LookupFailed
 from models import SlackUser
 
 log = logging.getLogger(__name__)
@@ -31,3 +32,17 @@ def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Slac
 def actor(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Actor:
     person = lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
     return Actor(user_id=user_id, is_admin=bool(person and (person.is_admin or person.is_owner)))
+
+
+def find_by_email(client, email: str) -> dict | None:
+    """The Slack user with this e-mail (users.lookupByEmail), None when there is none; LookupFailed when Slack
+    could not say (after the client's own retries)."""
+    try:
+        return client.users_lookupByEmail(email=email)["user"]
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error == "users_not_found":
+            return None
+        raise LookupFailed(error or f"HTTP {exc.response.status_code}") from None
+    except OSError as exc:  # connection refused, DNS, timeouts: urllib's errors are OSErrors
+        raise LookupFailed(str(exc) or type(exc).__name__) from None
