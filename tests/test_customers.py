@@ -154,3 +154,58 @@ def test_a_card_costs_the_same_queries_for_a_busy_customer_as_for_a_new_one(slac
     assert "Person 0" in busy and "Call number 11" in busy and "follow-up" in busy
     quiet, busy_queries = card_queries("Quiet Ltd"), card_queries("Busy Corp")
     assert len(busy_queries) == len(quiet) <= 12, busy_queries
+
+
+def listed(reply: dict) -> tuple[str, list[str]]:
+    """(the header, the account names in order) of a /crm list answer."""
+    header = reply["blocks"][0]["text"]["text"]
+    names = [b["text"]["text"].split("*")[1] for b in reply["blocks"]
+             if b["type"] == "section" and (b.get("accessory") or {}).get("action_id") == "card.open"]
+    return header, names
+
+
+def test_lists_put_overdue_follow_ups_first_then_the_longest_untouched_in_every_scope(slack, clock):
+    from datetime import timedelta
+
+    from bot.slack.digest import refresh_snapshots
+
+    slack.command("alice", 'add "Acme" tier:key')
+    slack.command("alice", 'add "Globex" tier:key')
+    slack.command("alice", 'add "Initech"')
+    slack.command("bob", 'add "Bobcat" tier:key')
+    slack.command("bob", 'add "Bobland"')
+    for name in ("Globex", "Bobcat"):  # a decision maker who barely knows us
+        slack.command("mei", f'contact {name} "Li Wei" role:decision_maker level:1')
+    clock.advance(timedelta(days=40))
+    slack.command("alice", "log Acme call check-in")
+    slack.command("bob", "log Bobland call check-in")
+    slack.command("alice", "remind Initech in 1h Send the contract")
+    slack.command("bob", "remind Bobland in 1h Call back")
+    slack.command("bob", "remind Bobland in 2h Call back again")
+    clock.advance(timedelta(days=1))  # the follow-ups are overdue now
+    refresh_snapshots(slack.runtime)  # this week's health, which `at-risk` reads
+
+    assert listed(slack.command("alice", "list")) == ("Your accounts (3)", ["Initech", "Globex", "Acme"])
+    assert listed(slack.command("alice", "list key")) == ("Key accounts (3)", ["Globex", "Bobcat", "Acme"])
+    assert listed(slack.command("alice", "list all")) == (
+        "All accounts (5)", ["Bobland", "Initech", "Globex", "Bobcat", "Acme"])
+    header, names = listed(slack.command("alice", "list at-risk"))
+    # Overdue follow-ups first (however healthy), then the key accounts untouched for 41 days, whose decision
+    # maker barely knows us: at risk by this week's health.
+    assert (header, names) == ("Accounts needing attention (4)", ["Bobland", "Initech", "Globex", "Bobcat"])
+    assert "2 overdue follow-ups" in text_of(slack.command("alice", "list all"))
+
+
+def test_a_long_list_shows_the_most_urgent_and_says_how_many_there_are(slack, clock):
+    from bot.services import customers as svc
+    from bot.services.workspaces import ensure_workspace
+
+    with slack.session() as session:
+        workspace = ensure_workspace(session, workspace_id="T0RAPPORT", now=clock.now())
+        for n in range(45):
+            svc.create_customer(session, workspace=workspace, name=f"Account {n:02d}", by="U0ALICE", now=clock.now())
+        session.commit()
+    reply = slack.command("alice", "list")
+    header, names = listed(reply)
+    assert header == "Your accounts (45)" and names == [f"Account {n:02d}" for n in range(20)]
+    assert "Showing the 20 most urgent of 45." in text_of(reply)

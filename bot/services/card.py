@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bot.services.customers import history
@@ -126,36 +126,44 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
                   limit: int = 20) -> tuple[list[AccountLine], int]:
     """Most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit. (lines, total).
 
-    Two short queries instead of one ordering the whole workspace: the few accounts with overdue follow-ups
-    come from the reminders index, the rest in revisit order from the customer index."""
+    Three short queries instead of one ordering the whole workspace: the first `limit` accounts with overdue
+    follow-ups, then the rest in revisit order from the customer index, and the count. No list of ids is
+    sent: a workspace can have more overdue accounts than a statement can take parameters."""
     in_scope = [Customer.workspace_id == workspace.id]
     if scope == "mine":
         in_scope.append(Customer.owner_id == user_id)
     elif scope == "key":
         in_scope.append(Customer.tier == Tier.key)
-    overdue_rows = session.exec(
-        select(Customer, func.count(Reminder.id).label("n"))
-        .join(Reminder, Reminder.customer_id == Customer.id)
-        .where(*in_scope, Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
-               Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now)
-        .group_by(Customer.id)
-        .order_by(func.count(Reminder.id).desc(), Customer.revisit_due_at, Customer.id)
-    ).all()
-    overdue_ids = {customer.id for customer, _n in overdue_rows}
-    rest = select(Customer).where(*in_scope)
+    overdue = [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now]
+    if scope in ("all", "at-risk"):
+        # Start from the workspace's overdue follow-ups (their own index). A rep's accounts or the key
+        # accounts are better walked one by one; given the workspace condition SQLite would start from the
+        # workspace's overdue follow-ups anyway: 22 ms instead of 3 with 6,700 of them.
+        overdue.append(Reminder.workspace_id == workspace.id)
+    is_overdue = select(Reminder.id).where(Reminder.customer_id == Customer.id, *overdue).exists()
     if scope == "at-risk":
         # At risk by this week's health snapshot (kept fresh by the scheduler), or with overdue follow-ups.
-        at_risk = (select(HealthSnapshot.customer_id)
-                   .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
-                          HealthSnapshot.band == HealthBand.at_risk))
-        rest = rest.where(Customer.id.in_(at_risk))
-    if overdue_ids:
-        rest = rest.where(Customer.id.not_in(overdue_ids))
-    total = len(overdue_ids) + session.exec(select(func.count()).select_from(rest.subquery())).one()
-    rows = list(overdue_rows[:limit])
+        at_risk = Customer.id.in_(
+            select(HealthSnapshot.customer_id)
+            .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
+                   HealthSnapshot.band == HealthBand.at_risk))
+        total = session.exec(select(func.count(Customer.id)).where(*in_scope, or_(at_risk, is_overdue))).one()
+        in_rest = [*in_scope, at_risk]
+    else:
+        total = session.exec(select(func.count(Customer.id)).where(*in_scope)).one()
+        in_rest = in_scope
+    rows = list(session.exec(
+        select(Customer, func.count(Reminder.id).label("n"))
+        .join(Reminder, Reminder.customer_id == Customer.id)
+        .where(*in_scope, *overdue)
+        .group_by(Customer.id)
+        .order_by(func.count(Reminder.id).desc(), Customer.revisit_due_at, Customer.id)
+        .limit(limit)
+    ).all())
     if len(rows) < limit:
         rows += [(customer, 0) for customer in session.exec(
-            rest.order_by(Customer.revisit_due_at, Customer.id).limit(limit - len(rows))).all()]
+            select(Customer).where(*in_rest, ~is_overdue)
+            .order_by(Customer.revisit_due_at, Customer.id).limit(limit - len(rows))).all()]
     lines = []
     for customer, overdue_n in rows:
         line = AccountLine(customer=customer, overdue_followups=overdue_n)
