@@ -7,6 +7,7 @@ import models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata
+MIGRATION_LOCK = int.from_bytes(b"rapport", "big")  # the advisory lock every Rapport process upgrades under
 
 
 def run_migrations() -> None:
@@ -24,6 +25,10 @@ def run_migrations() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Processes starting together upgrade one after the other (held until this transaction ends);
+                # the later ones then find the schema at head.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
         connection.commit()
 

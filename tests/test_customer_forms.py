@@ -309,3 +309,27 @@ def test_a_workspace_never_reaches_another_workspaces_customers(slack):
     person = values(name=("plain_text_input", "Mole"), role=("static_select", "user"), level=("static_select", "1"))
     assert "no longer exists" in inline_error(submit(other, "alice", contact, person), "name")
     assert snapshot(slack) == before
+
+
+def test_the_picker_finds_a_name_by_any_part_starting_ones_first(slack, clock):
+    names = ["Robotics Inc", "Acme Robotics", "Zeta Robotics", "Globex", "北京科技有限公司", "上海科技", "50% Off_Ltd",
+             "500 Offices"]
+    with slack.session() as session:
+        workspace = ensure_workspace(session, workspace_id="T0RAPPORT", now=clock.now())
+        for name in names:
+            svc.create_customer(session, workspace=workspace, name=name, by="U0ALICE", now=clock.now())
+        session.commit()
+
+    def offered(typed: str) -> list[str]:
+        response = slack.sim.options(slack.person("alice"), action_id="customer_picker", value=typed)
+        assert response.status == 200
+        return [o["text"]["text"] for o in response.json()["options"]]
+
+    # Names starting with the text first, then names containing it, each in name order.
+    assert offered("robot") == ["Robotics Inc", "Acme Robotics", "Zeta Robotics"]
+    assert offered("BOTIC") == ["Acme Robotics", "Robotics Inc", "Zeta Robotics"]
+    assert offered("ob") == ["Acme Robotics", "Globex", "Robotics Inc", "Zeta Robotics"]  # too short for trigrams
+    assert offered("科技") == ["上海科技", "北京科技有限公司"]
+    assert offered("科技有限") == ["北京科技有限公司"]
+    assert offered("0% off_") == ["50% Off_Ltd"]  # % and _ are letters here, not wildcards
+    assert offered("xyz") == []

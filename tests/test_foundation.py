@@ -116,3 +116,28 @@ def test_an_event_is_answered_at_once_while_its_listener_is_still_working(slack,
     assert slack.executor.busy == 1  # still waiting on views.publish
     slack.wait()
     assert len(fake_slack.calls("views.publish")) == 1
+
+
+# -- the schema -----------------------------------------------------------------------------------------------
+
+
+def test_the_schema_goes_down_to_nothing_and_up_again_with_name_search_indexed_on_postgresql(database_url):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from bot.db import alembic_config, current_revision, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) == "0002"
+        command.downgrade(alembic_config(engine), "base")
+        assert current_revision(engine) is None and "customer" not in inspect(engine).get_table_names()
+        upgrade(engine)
+        assert current_revision(engine) == "0002"
+        indexes = {index["name"] for index in inspect(engine).get_indexes("customer")}
+        if engine.dialect.name == "postgresql":  # names containing the typed text, found by trigrams
+            assert "ix_customer_name_trgm" in indexes
+        else:
+            assert "ix_customer_name_trgm" not in indexes
+    finally:
+        engine.dispose()
