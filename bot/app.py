@@ -6,6 +6,7 @@ import uuid
 from concurrent.futures import Executor
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
@@ -20,6 +21,17 @@ from bot.slack.acks import AckSignal, AckWaitingExecutor, release
 from models import oauth
 
 log = logging.getLogger(__name__)
+
+
+class _SameToken(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that it "will be unused" because
+    we pass a client: the client carries that very token. Said at every start, it only alarms operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_SameToken())
 
 BOT_SCOPES = [
     "commands",

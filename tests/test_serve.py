@@ -52,6 +52,9 @@ def server(tmp_path):
     proc.terminate()
     proc.wait(timeout=10)
     fake.stop()
+    # A clean start and ordinary requests alarm no operator (Bolt used to warn about the token at each start).
+    logged = proc.stdout.read().decode()
+    assert "WARNING" not in logged and "Traceback" not in logged, logged
 
 
 def command_body(fake, text="help", timestamp=None):
