@@ -13,10 +13,11 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
 from bot.db import session_scope
-from bot.errors import RapportError
+from bot.errors import PermissionDenied, RapportError
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
+from bot.slack import people
 from bot.slack.acks import AckSignal, AckWaitingExecutor, release
 from models import oauth
 
@@ -151,6 +152,23 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         return next()
 
     @app.middleware
+    def members_only(body, context, client, respond, logger, next):
+        """Customer records are internal: commands, buttons, forms and pickers are for members of our own
+        team. Guests and people from other organisations may answer surveys and read /crm help."""
+        user_id = _acting_user(body)
+        if user_id is None or _open_to_everyone(body) or not context.get("team_id"):
+            return next()
+        try:
+            context["person"] = people.member(runtime, client, workspace_id=context["team_id"], user_id=user_id)
+        except PermissionDenied as refused:
+            if body.get("type") == "block_suggestion":
+                return _json_response({"options": []})  # the picker names no customer
+            answer = _handle_error(refused, body, logger, BoltResponse(status=200, body=""), respond, client,
+                                   context)
+            return answer or BoltResponse(status=200, body="")
+        return next()
+
+    @app.middleware
     def skip_event_retries(body, context, next):
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
@@ -165,6 +183,25 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
                 log.info("event %s already handled; Slack retry ignored", event_id)
                 return BoltResponse(status=200, body="")
         return next()
+
+
+INTERACTIVE = ("shortcut", "message_action", "block_actions", "block_suggestion", "view_submission")
+
+
+def _acting_user(body: dict) -> str | None:
+    """Who pressed, typed or submitted: for slash commands and interactive payloads (not events)."""
+    if "command" in body:
+        return body.get("user_id")
+    if body.get("type") in INTERACTIVE:
+        return (body.get("user") or {}).get("id")
+    return None
+
+
+def _open_to_everyone(body: dict) -> bool:
+    if "command" in body:
+        return (body.get("text") or "").split()[:1] in ([], ["help"])
+    actions = body.get("actions") or []
+    return bool(actions) and all(a.get("action_id", "").startswith("survey.answer.") for a in actions)
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:

@@ -9,12 +9,13 @@ from rapidfuzz import process as fuzzy
 from slack_bolt import Ack, App, Respond
 
 from bot.db import read_scope, session_scope
-from bot.errors import BadInput, PermissionDenied
+from bot.errors import BadInput
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.workspaces import get_workspace
 from bot.slack import people
 from bot.slack.text import Token, UnclosedQuote, escape_mrkdwn, tokenize
+from models import SlackUser
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Command:
     ack: Ack
     trigger_id: str | None = None
     acked: bool = False
+    person: SlackUser | None = None  # the caller, as the members-only middleware looked them up
 
     @property
     def now(self):
@@ -70,7 +72,8 @@ class Command:
             yield session, get_workspace(session, self.workspace_id)
 
     def actor(self) -> Actor:
-        return people.actor(self.runtime, self.client, workspace_id=self.workspace_id, user_id=self.user_id)
+        return people.actor(self.runtime, self.client, workspace_id=self.workspace_id, user_id=self.user_id,
+                            person=self.person)
 
     def ack_now(self) -> None:
         """Acknowledge before slow work (opening a modal, posting to a channel); answer later via respond."""
@@ -128,15 +131,6 @@ class Router:
         return self.find(sub), sub, tokens[1:]
 
 
-def ensure_member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
-    """Cards, notes and health are internal: guests and people from other organisations (who may share a
-    channel with us) are politely turned away. They can still answer surveys."""
-    person = people.lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
-    if person is not None and (person.is_restricted or (person.team_id and person.team_id != workspace_id)):
-        raise PermissionDenied("Sorry, /crm is for members of our own team. Guests and people from other "
-                               "organisations can answer our surveys, but customer records stay internal.")
-
-
 def register(app: App, router: Router) -> None:
     @app.command("/crm")
     def crm_command(ack: Ack, body: dict, context, client, respond: Respond):
@@ -162,9 +156,8 @@ def register(app: App, router: Router) -> None:
             respond=respond,
             ack=ack,
             trigger_id=body.get("trigger_id"),
+            person=context.get("person"),
         )
-        if subcommand.name != "help":
-            ensure_member(runtime, client, workspace_id=command.workspace_id, user_id=command.user_id)
         try:
             reply = subcommand.run(command)
         except BadInput as exc:

@@ -173,7 +173,7 @@ def register(app: App, router) -> None:
         runtime: Runtime = context["runtime"]
         view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
         values, meta = read_state(view), metadata(view)
-        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id)
+        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
         now = runtime.clock.now()
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
@@ -232,7 +232,7 @@ def register(app: App, router) -> None:
         runtime: Runtime = context["runtime"]
         view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
         values, meta = read_state(view), metadata(view)
-        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id)
+        actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)
             customer = customer_in(session, team, meta.get("customer_id"))

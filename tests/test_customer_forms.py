@@ -333,3 +333,32 @@ def test_the_picker_finds_a_name_by_any_part_starting_ones_first(slack, clock):
     assert offered("科技有限") == ["北京科技有限公司"]
     assert offered("0% off_") == ["50% Off_Ltd"]  # % and _ are letters here, not wildcards
     assert offered("xyz") == []
+
+
+def test_guests_and_other_organisations_get_no_shortcut_picker_button_or_form(slack, fake_slack):
+    """Not only /crm: everything but survey answers is for members of our own team."""
+    from bot.slack.simulate import Person
+
+    card = slack.command("alice", 'add "Acme Corp" tier:key channel:<#C0ACME|acme-shared>')
+    form = click(slack, "alice", card, "card.log_touch")
+    fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
+    outsiders = [Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), slack.person("carol")]
+    before, opened = snapshot(slack), len(fake_slack.calls("views.open"))
+    for who in outsiders:
+        said = len(fake_slack.calls("response_url"))
+        message = {"ts": "1700000000.000300", "user": "U0ALICE", "text": "our margin on Acme is thin"}
+        assert slack.sim.message_shortcut(who, callback_id="log_to_customer", channel_id="C0ACME",
+                                          message=message).status == 200
+        assert slack.sim.options(who, action_id="customer_picker", value="acme", view=form).json() == {"options": []}
+        button = next(e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                      if e["action_id"] == "card.edit")
+        assert slack.sim.click(who, action=button, channel_id="C0ACME").status == 200
+        state = values(customer=("external_select", button["value"]), kind=("static_select", "call"),
+                       summary=("plain_text_input", "sneaky"))
+        answer = slack.sim.submit(who, form, state)
+        slack.wait()
+        assert answer.status == 200 and "for members of our own team" in str(answer.json()["errors"])
+        refusals = [c.args for c in fake_slack.calls("response_url")[said:]]
+        assert refusals and all("for members of our own team" in r["text"] and r["response_type"] == "ephemeral"
+                                for r in refusals), refusals
+    assert len(fake_slack.calls("views.open")) == opened and snapshot(slack) == before

@@ -118,10 +118,11 @@ def test_a_guest_or_someone_from_another_organisation_cannot_read_cards(slack, f
     fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
     from bot.slack.simulate import Person
 
-    slack.sim.command(Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), "C0ACME", "show acme")
-    for who in ("carol",):
-        refused = slack.command(who, "show acme", channel="C0ACME")
+    guest = slack.sim.command(Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), "C0ACME", "show acme").json()
+    carol = slack.command("carol", "show acme", channel="C0ACME")
+    for refused in (guest, carol):
         assert "for members of our own team" in refused["text"] and "Acme Corp" not in str(refused.get("blocks"))
+        assert refused["response_type"] == "ephemeral"
     assert "/crm" in text_of(slack.command("carol", "help", channel="C0ACME"))
 
 

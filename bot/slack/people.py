@@ -5,6 +5,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.db import read_scope, session_scope
+from bot.errors import PermissionDenied
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.people import cached_person, remember_person
@@ -29,8 +30,19 @@ def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Slac
         return remember_person(session, workspace_id=workspace_id, info=info, now=now)
 
 
-def actor(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Actor:
+def member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
+    """The caller, if a member of our own team (None when Slack could not be asked). Guests and people from other
+    organisations (who may share a channel with us) are politely turned away: customer records are internal."""
     person = lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    if person is not None and (person.is_restricted or (person.team_id and person.team_id != workspace_id)):
+        raise PermissionDenied("Sorry, Rapport is for members of our own team. Guests and people from other "
+                               "organisations can answer our surveys, but customer records stay internal.")
+    return person
+
+
+def actor(runtime: Runtime, client, *, workspace_id: str, user_id: str, person: SlackUser | None = None) -> Actor:
+    """Who is acting and whether Slack says they administer the workspace (`person`: already looked up)."""
+    person = person or lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
     return Actor(user_id=user_id, is_admin=bool(person and (person.is_admin or person.is_owner)))
 
 
