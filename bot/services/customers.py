@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from rapidfuzz import process as fuzzy
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
@@ -112,16 +113,20 @@ def search_customers(session: Session, *, workspace_id: str, query: str, limit: 
     if len(found) < limit:
         seen = {c.id for c in found}
         pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        contains = Customer.name_key.like(pattern, escape="\\")
         if len(key) < TRIGRAM:
             # Too short for a trigram index: walk the names in order until enough contain it.
+            contains = Customer.name_key.like(pattern, escape="\\")
             more = session.exec(base.where(contains).order_by(Customer.name_key).limit(limit)).all()
         else:
             # Gather every name containing the text, then take the first in name order. On PostgreSQL the
-            # gathering (MATERIALIZED) uses the trigram index of migration 0002: left to choose, its planner
-            # guesses that 1% of names match and walks the name index in order, which reads the whole
-            # workspace when few do (80 ms over 100,000 names instead of 1). SQLite walks its index either way.
-            matching = (select(Customer.id, Customer.name_key).where(Customer.workspace_id == workspace_id, contains)
+            # gathering (MATERIALIZED) uses the trigram index, which is on lower(name_key), the same text (see
+            # migration 0002 for why): left to choose, its planner guesses that 1% of names match and walks the
+            # name index in order, which reads the whole workspace when few do (80 ms over 100,000 names
+            # instead of 1). SQLite walks its index either way.
+            postgres = session.get_bind().dialect.name == "postgresql"
+            searched = func.lower(Customer.name_key) if postgres else Customer.name_key
+            matching = (select(Customer.id, Customer.name_key)
+                        .where(Customer.workspace_id == workspace_id, searched.like(pattern, escape="\\"))
                         .cte("matching").prefix_with("MATERIALIZED", dialect="postgresql"))
             first = select(matching.c.id, matching.c.name_key).order_by(matching.c.name_key).limit(limit).subquery()
             more = session.exec(select(Customer).join(first, first.c.id == Customer.id).order_by(first.c.name_key)).all()

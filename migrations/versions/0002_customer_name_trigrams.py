@@ -4,6 +4,11 @@ The customer picker searches as you type: names starting with the text first, th
 "Containing" is a LIKE '%text%', which no b-tree answers: PostgreSQL scanned the workspace's customers in
 name order (about 30 ms over 100,000 for a rare text). A trigram index answers it in about 1 ms.
 
+The index is on lower(name_key), which equals name_key (names are already folded), so that lookups of names by
+equality never use it: pg_trgm's GIN answers `=` too (PostgreSQL 14+), and the planner chose it for the import's
+1,000-name IN lists on a fresh table, 3.4 s per batch instead of 5 ms. Searches for a part of a name ask for
+lower(name_key) on PostgreSQL (bot/services/customers.py: search_customers).
+
 pg_trgm ships with PostgreSQL and is a trusted extension (PostgreSQL 13+): a database owner may create it.
 Where it cannot be created, nothing fails: the search scans as before. SQLite scans its (workspace_id,
 name_key) index, which holds the names (8 ms over 100,000).
@@ -37,7 +42,7 @@ def upgrade() -> None:
                     "containing the typed text instead of using an index (run CREATE EXTENSION pg_trgm as its "
                     "owner, then `rapport migrate` again after downgrading to 0001, to add it)")
         return
-    op.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {INDEX} ON customer USING gin (name_key gin_trgm_ops)"))
+    op.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {INDEX} ON customer USING gin (lower(name_key) gin_trgm_ops)"))
 
 
 def downgrade() -> None:
