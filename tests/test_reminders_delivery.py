@@ -480,3 +480,29 @@ def test_a_process_killed_mid_run_loses_nothing_and_repeats_at_most_what_it_held
     # them back finds them in the DMs by their metadata, so none does.
     assert len(exposed) <= len(held)
     assert repeated == 0
+
+
+def test_a_reminder_that_cannot_be_rendered_waits_with_its_reason_and_the_others_still_go(runtime, clock, fake_slack,
+                                                                                         monkeypatch):
+    clock.set(MONDAY_15_UTC)
+    broken = followup(runtime, owner="U0ALICE", due_at=clock.now(), note="breaks the template")
+    fine = followup(runtime, owner="U0BOB", due_at=clock.now(), note="Call Li Wei")
+    render = Dispatcher.render
+
+    def render_or_fail(self, message):
+        if broken in message.ids:
+            raise ValueError("a template bug")
+        return render(self, message)
+
+    monkeypatch.setattr(Dispatcher, "render", render_or_fail)
+    with Dispatcher(runtime) as dispatcher:
+        report = dispatcher.tick()
+    assert report.sent == 1 and report.errors == {"render_failed": 1}
+    assert reminder_ids_posted(fake_slack) == Counter({fine: 1})
+    waiting = {r.id: r for r in rows(runtime.engine)}[broken]
+    assert (waiting.status, waiting.last_error, waiting.attempts) == ("pending", "render_failed", 1)
+    assert waiting.next_attempt_at > clock.now()  # retried with back-off, once the template is fixed
+
+    monkeypatch.setattr(Dispatcher, "render", render)  # the fix is deployed
+    at(clock, waiting.next_attempt_at, runtime)
+    assert reminder_ids_posted(fake_slack) == Counter({fine: 1, broken: 1})

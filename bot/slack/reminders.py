@@ -27,6 +27,7 @@ from models import Workspace
 from models.enums import ReminderKind
 
 log = logging.getLogger(__name__)
+RENDER_FAILED = "render_failed"  # our template failed: kept with this reason, retried with back-off
 
 LATE_SUMMARY_OVER = 5  # an owner with more late follow-ups than this gets one summary, not a flood
 AGENDA_MAX_LINES = 40  # one section per line, within the 50 blocks of a message
@@ -220,7 +221,12 @@ class Dispatcher:
     def _send(self, message: Message) -> tuple[int, int, str | None, tuple[list[int], str, str] | None]:
         """Post one DM: (DMs sent, reminders carried, error, the delivery for the caller to record)."""
         runtime = self.runtime
-        blocks, text = self.render(message)
+        try:
+            blocks, text = self.render(message)
+        except Exception:  # a bug of ours in one message must not stop the others: retried with back-off
+            log.exception("reminder DM %s could not be rendered", message.ids)
+            self._failed(message, RENDER_FAILED, None)
+            return 0, 0, RENDER_FAILED, None
         metadata = {"event_type": METADATA_TYPE, "event_payload": {"reminder_ids": message.ids}}
         if any(c.reminder.attempts for c in message.claims) and self._already_posted(message):
             return 0, len(message.ids), None, None
