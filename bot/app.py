@@ -18,7 +18,7 @@ from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
-from bot.slack.acks import AckSignal, AckWaitingExecutor, release
+from bot.slack.acks import AckWaitingExecutor, wait_for_ack
 from models import oauth
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def build_app(
         process_before_response=False,
         # Listeners ack first and answer within Slack's 3 seconds; the pool is larger than Bolt's 5
         # because a listener may wait on the database or on Slack's Web API after acking. Its submit
-        # returns when the listener acks, so the answer does not wait for Bolt's next 10 ms poll.
+        # returns when the listener acks (see answer_at_ack), not at Bolt's next 10 ms poll.
         listener_executor=listener_executor or AckWaitingExecutor(LISTENER_THREADS),
     )
     if settings.oauth:
@@ -103,31 +103,23 @@ _GUARD_ARGS = ("ack", "body", "respond", "client", "context", "logger")
 
 
 def _guard_listeners(app: App) -> None:
-    """Wrap every listener once, for two things Bolt does not do.
+    """Answer errors raised after a listener acked, here rather than in Bolt.
 
-    Errors raised after a listener acked are answered here: Bolt's thread runner sets `ack.response` back
-    to None when a listener raises after acking, so the HTTP side, still polling for the ack, times out and
-    answers 404, and the user would see Slack's own error instead of ours. An error before the ack still
-    goes to Bolt's error handler (which answers in the HTTP response), an error after it is told to the user
-    through respond.
-
-    And the ack releases the request at once (bot/slack/acks.py) instead of at Bolt's next poll."""
+    Bolt's thread runner sets `ack.response` back to None when a listener raises after acking, so the
+    HTTP side, still polling for the ack, times out and answers 404: the user would see Slack's own error
+    instead of ours. Each listener is wrapped once: an error before the ack still goes to Bolt's error
+    handler (which answers in the HTTP response), an error after it is told to the user through respond."""
     for listener in app._listeners:  # Bolt keeps no public list of listeners
         if listener.lazy_functions:
-            # A lazy function runs on the same pool and never acks: the answer would wait for it.
+            # A lazy function runs on the same pool, after the listener acked: see bot/slack/acks.py.
             raise ValueError("Rapport's listeners ack, then carry on; lazy listeners are not supported")
         original, names = listener.ack_function, list(listener.arg_names)
 
         def guarded(__original=original, __names=names, **kwargs):
-            ack = kwargs["ack"]
-            if ack is not None and ack.response is not None:  # acked by Bolt before the listener ran (events)
-                release()
-            arguments = {name: kwargs[name] for name in __names}
-            if "ack" in arguments and ack is not None:
-                arguments["ack"] = AckSignal(ack)
             try:
-                return __original(**arguments)
+                return __original(**{name: kwargs[name] for name in __names})
             except Exception as error:
+                ack = kwargs["ack"]
                 if ack is None or ack.response is None:
                     raise
                 _handle_error(error, kwargs["body"], kwargs["logger"], None, kwargs["respond"], kwargs["client"],
@@ -143,6 +135,7 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 
     @app.middleware
     def attach_runtime(context, body, next):
+        wait_for_ack(context)  # the answer leaves when the listener acks (bot/slack/acks.py)
         context["runtime"] = runtime
         team_id = context.get("team_id") or context.get("enterprise_id")
         if team_id and team_id not in known_workspaces:

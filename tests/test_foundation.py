@@ -75,7 +75,7 @@ def test_an_unexpected_error_gives_a_friendly_reply_and_no_trace(slack, caplog):
 def test_the_pool_returns_a_listener_to_bolt_as_soon_as_it_acks_and_lets_it_carry_on():
     import threading
 
-    from bot.slack.acks import AckSignal, AckWaitingExecutor
+    from bot.slack.acks import AckWaitingExecutor, wait_for_ack
 
     class Ack:  # what Bolt's Ack records
         response = None
@@ -83,24 +83,41 @@ def test_the_pool_returns_a_listener_to_bolt_as_soon_as_it_acks_and_lets_it_carr
         def __call__(self, **body):
             self.response = body
 
-    ack, carry_on, finished = Ack(), threading.Event(), threading.Event()
+    class Context(dict):  # Bolt's context: its ack is made on first use
+        @property
+        def ack(self):
+            return self.setdefault("ack", Ack())
 
-    def listener():
-        AckSignal(ack)(text="on it")
-        carry_on.wait(10)
-        finished.set()
-
-    pool = AckWaitingExecutor(2, ack_timeout=30)
+    pool = AckWaitingExecutor(1, ack_timeout=30)
+    carry_on, finished = threading.Event(), threading.Event()
     try:
-        future = pool.submit(listener)
+        command = Context()
+        signal = wait_for_ack(command)  # the middleware, on the request thread
+
+        def listener():
+            command["ack"](text="on it")
+            carry_on.wait(10)
+            finished.set()
+
+        working = pool.submit(listener)
         # Bolt checks the ack right after submit: it is there, and the listener is still at work.
-        assert ack.response == {"text": "on it"}
-        assert not future.done() and not finished.is_set()
+        assert signal.response == {"text": "on it"}
+        assert not working.done() and not finished.is_set()
+
+        # The pool's one thread is busy: a request Bolt already acked (an event) is not held up by it.
+        event = Context()
+        wait_for_ack(event)()
+        queued = pool.submit(lambda: "published")
+        assert not queued.done()  # submit came back at once; the work waits for a thread
         carry_on.set()
-        future.result(timeout=10)
-        # A listener that never acks holds submit until it ends, never longer.
-        ended = pool.submit(lambda: "done")
-        assert ended.done() and ended.result() == "done"
+        assert working.result(timeout=10) is None and queued.result(timeout=10) == "published"
+
+        # A listener that never acks holds submit until it has ended, no longer.
+        wait_for_ack(Context())
+        ran = []
+        ended = pool.submit(lambda: ran.append("ran"))
+        assert ran == ["ran"]
+        ended.result(timeout=10)
     finally:
         carry_on.set()
         pool.shutdown(wait=True)
