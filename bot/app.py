@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import uuid
 from concurrent.futures import Executor
 
@@ -13,12 +14,13 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
 from bot.db import session_scope
-from bot.errors import PermissionDenied, RapportError
+from bot.errors import RapportError
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
 from bot.slack.acks import AckWaitingExecutor, wait_for_ack
+from handlers import surveys
 from models import oauth
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,13 @@ log = logging.getLogger(__name__)
 
 class _SameToken(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that it "will be unused" because
-    we pass a client: the client carries that very token. Said at every start, it only alarms operators."""
+    we pass a client. When the client carries that very token, the warning only alarms operators."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-logging.getLogger("slack_bolt.App").addFilter(_SameToken())
+_SAME_TOKEN = _SameToken()
 
 BOT_SCOPES = [
     "commands",
@@ -60,6 +62,11 @@ def build_app(
     runtime: Runtime, *, token_verification: bool = True, listener_executor: Executor | None = None
 ) -> RapportApp:
     settings = runtime.settings
+    bolt_log = logging.getLogger("slack_bolt.App")
+    if os.environ.get("SLACK_BOT_TOKEN") == runtime.client.token:
+        bolt_log.addFilter(_SAME_TOKEN)  # adding it twice keeps one
+    else:
+        bolt_log.removeFilter(_SAME_TOKEN)
     common = dict(
         signing_secret=settings.slack_signing_secret,
         client=runtime.client,
@@ -146,16 +153,21 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 
     @app.middleware
     def members_only(body, context, client, respond, logger, next):
-        """Customer records are internal: commands, buttons, forms and pickers are for members of our own
-        team. Guests and people from other organisations may answer surveys and read /crm help."""
+        """Customer records are internal: everything people do in Rapport is for members of our own team,
+        except what customers do (answer and comment on surveys) and `/crm help`. Denied unless allowed, so a
+        new kind of payload is closed until someone opens it."""
         user_id = _acting_user(body)
-        if user_id is None or _open_to_everyone(body) or not context.get("team_id"):
+        if user_id is None or surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
         try:
-            context["person"] = people.member(runtime, client, workspace_id=context["team_id"], user_id=user_id)
-        except PermissionDenied as refused:
-            if body.get("type") == "block_suggestion":
+            context["person"] = people.member(runtime, client, workspace_id=context.get("team_id") or "",
+                                              user_id=user_id)
+        except RapportError as refused:  # not a member, or Slack cannot say who this is
+            kind = body.get("type")
+            if kind == "block_suggestion":
                 return _json_response({"options": []})  # the picker names no customer
+            if kind == "event_callback":  # App Home: nothing is published for them
+                return BoltResponse(status=200, body="")
             answer = _handle_error(refused, body, logger, BoltResponse(status=200, body=""), respond, client,
                                    context)
             return answer or BoltResponse(status=200, body="")
@@ -178,23 +190,25 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         return next()
 
 
-INTERACTIVE = ("shortcut", "message_action", "block_actions", "block_suggestion", "view_submission")
+def _asks_for_help(app: "RapportApp", body: dict) -> bool:
+    if "command" not in body:
+        return False
+    try:
+        subcommand, _sub, _args = app.crm_router.parse(body.get("text") or "")
+    except RapportError:  # an unclosed quote: not help
+        return False
+    return subcommand is not None and subcommand.name == "help"
 
 
 def _acting_user(body: dict) -> str | None:
-    """Who pressed, typed or submitted: for slash commands and interactive payloads (not events)."""
+    """Who typed, pressed, searched or submitted: any command or interactive payload, and the opening of App
+    Home. Other events (none is a person reading our data) are not checked."""
     if "command" in body:
         return body.get("user_id")
-    if body.get("type") in INTERACTIVE:
-        return (body.get("user") or {}).get("id")
-    return None
-
-
-def _open_to_everyone(body: dict) -> bool:
-    if "command" in body:
-        return (body.get("text") or "").split()[:1] in ([], ["help"])
-    actions = body.get("actions") or []
-    return bool(actions) and all(a.get("action_id", "").startswith("survey.answer.") for a in actions)
+    if body.get("type") == "event_callback":
+        event = body.get("event") or {}
+        return event.get("user") if event.get("type") == "app_home_opened" else None
+    return (body.get("user") or {}).get("id")
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:

@@ -51,3 +51,7 @@ class PermissionDenied(RapportError):
         if self.allowed:
             text += "\nWho can: " + ", ".join(f"<@{user}>" for user in self.allowed) + " and workspace admins."
         return text
+
+
+class LookupFailed(RapportError):
+    """Slack could not be asked (an error other than "no such thing", after the client's own retries)."""

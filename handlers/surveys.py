@@ -20,6 +20,23 @@ from handlers.args import joined
 from handlers.crm import Command, Reply, Router, Subcommand
 from models import Customer
 
+# What people outside our team (customers in a shared channel, guests) may do: answer and comment. Everything
+# else is for members (the members-only middleware in bot/app.py asks `for_customers`).
+ANSWER = re.compile(r"^survey\.answer\.\d+$")
+COMMENT_BUTTON, COMMENT_FORM = "survey.comment", "survey_comment"
+
+
+def for_customers(body: dict) -> bool:
+    """Is this payload a survey answer or comment, which customers send?"""
+    if body.get("type") == "block_actions":
+        actions = body.get("actions") or []
+        return bool(actions) and all(ANSWER.fullmatch(a.get("action_id", "")) or a.get("action_id") == COMMENT_BUTTON
+                                     for a in actions)
+    if body.get("type") in ("view_submission", "view_closed"):
+        return (body.get("view") or {}).get("callback_id") == COMMENT_FORM
+    return False
+
+
 SURVEY = Subcommand(
     name="survey",
     usage="/crm survey <customer> [nps|csat] [#channel] [force]   ·   /crm survey close <customer>",
@@ -74,7 +91,7 @@ def register(app: App, router: Router) -> None:
             redrawers.append(CountRedrawer(runtime, runtime.client))
         return redrawers[0]
 
-    @app.action(re.compile(r"^survey\.answer\.\d+$"))
+    @app.action(ANSWER)
     def answered(ack: Ack, body, context, client, respond):
         runtime: Runtime = context["runtime"]
         survey_id, _, score = body["actions"][0]["value"].partition(":")
@@ -108,7 +125,7 @@ def register(app: App, router: Router) -> None:
         if customer is not None and customer.owner_id:
             recover(runtime, client, survey, customer, result, respondent=user["id"])
 
-    @app.action("survey.comment")
+    @app.action(COMMENT_BUTTON)
     def comment_button(ack: Ack, body, context, client):
         ack()
         runtime: Runtime = context["runtime"]
@@ -116,7 +133,7 @@ def register(app: App, router: Router) -> None:
             survey = svc.get_survey(session, workspace_id=context["team_id"], survey_id=int(body["actions"][0]["value"]))
         client.views_open(trigger_id=body["trigger_id"], view=render("survey_comment_form.j2", survey=survey))
 
-    @app.view("survey_comment")
+    @app.view(COMMENT_FORM)
     def comment_submitted(ack: Ack, body, context, client):
         runtime: Runtime = context["runtime"]
         user_id = body["user"]["id"]

@@ -210,3 +210,26 @@ def test_a_long_list_shows_the_most_urgent_and_says_how_many_there_are(slack, cl
     header, names = listed(reply)
     assert header == "Your accounts (45)" and names == [f"Account {n:02d}" for n in range(20)]
     assert "Showing the 20 most urgent of 45." in text_of(reply)
+
+
+def test_when_slack_cannot_say_who_someone_is_a_known_member_carries_on_and_a_stranger_waits(slack, fake_slack,
+                                                                                            clock):
+    from datetime import timedelta
+
+    slack.command("alice", 'add "Acme Corp"')  # alice is in the people cache now
+    clock.advance(timedelta(days=2))  # …but her entry is old: Slack would be asked again
+    fake_slack.add_user("U0NEW", name="nina", team_id="T0RAPPORT")
+    fake_slack.inject("users.info", "fatal_error", times=10)
+    assert "Acme Corp" in text_of(slack.command("alice", "show acme"))
+    from bot.slack.simulate import Person
+
+    stranger = slack.sim.command(Person(id="U0NEW", name="nina", team_id="T0RAPPORT"), "C0SALES", "show acme").json()
+    assert "could not check with Slack" in stranger["text"] and "Acme" not in str(stranger)
+
+
+def test_a_guest_opening_app_home_is_shown_nothing(slack, fake_slack):
+    fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
+    response = slack.sim.event({"type": "app_home_opened", "user": "U0GUEST", "channel": "DU0GUEST", "tab": "home",
+                                "event_ts": "1700000000.000100"})
+    slack.wait()
+    assert response.status == 200 and fake_slack.calls("views.publish") == []

@@ -287,3 +287,32 @@ def test_a_persons_older_click_that_gets_its_turn_after_a_newer_one_is_not_store
     with order.turn("1", "U0CAROL", then=lambda: None) as latest:  # later clicks are stored again
         assert latest
     assert not order._people  # nothing kept once no click is in flight
+
+
+def test_a_customer_from_another_organisation_answers_then_explains_the_score_in_a_comment(slack, fake_slack):
+    from tests.support import form_values
+
+    post_survey(slack, fake_slack)
+    thanks = click(slack, fake_slack, CAROL, 3)
+    comment = next(e for b in thanks["blocks"] if b["type"] == "actions" for e in b["elements"]
+                   if e["text"]["text"] == "Add a comment")
+    opened = len(fake_slack.calls("views.open"))
+    assert slack.sim.click(CAROL, action=comment, channel_id="C0ACME").status == 200
+    slack.wait()
+    [form] = [c.response["view"] for c in fake_slack.calls("views.open")[opened:]]
+    answer = slack.sim.submit(CAROL, form, form_values(comment=("plain_text_input", "Support took <!channel> 3 days")))
+    slack.wait()
+    assert answer.status == 200 and not answer.body  # the form closes
+    with slack.session() as session:
+        [response] = session.exec(select(SurveyResponse)).all()
+        assert (response.respondent_id, response.score, response.comment) == (
+            "U0CAROL", 3, "Support took <!channel> 3 days")
+    alerts = [c for c in fake_slack.calls("chat.postMessage") if c.args.get("channel") == "U0ALICE"]
+    assert any("Support took &lt;!channel&gt; 3 days" in str(a.args["blocks"]) for a in alerts)  # pings nobody
+
+
+def test_people_outside_our_team_can_read_help_in_any_spelling_but_nothing_else(slack):
+    for text in ("help", "HELP", "?", "", "help show"):
+        assert "/crm" in text_of(slack.command("carol", text, channel="C0ACME")), text
+    for text in ("list", '"help', "show acme"):
+        assert "for members of our own team" in slack.command("carol", text, channel="C0ACME")["text"], text

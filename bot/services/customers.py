@@ -123,10 +123,12 @@ def search_customers(session: Session, *, workspace_id: str, query: str, limit: 
             # migration 0002 for why): left to choose, its planner guesses that 1% of names match and walks the
             # name index in order, which reads the whole workspace when few do (80 ms over 100,000 names
             # instead of 1). SQLite walks its index either way.
-            postgres = session.get_bind().dialect.name == "postgresql"
-            searched = func.lower(Customer.name_key) if postgres else Customer.name_key
+            # lower() on both sides: Python's casefold and PostgreSQL's lower() disagree on a few scripts.
+            contains = Customer.name_key.like(pattern, escape="\\")
+            if session.get_bind().dialect.name == "postgresql":
+                contains = func.lower(Customer.name_key).like(func.lower(pattern), escape="\\")
             matching = (select(Customer.id, Customer.name_key)
-                        .where(Customer.workspace_id == workspace_id, searched.like(pattern, escape="\\"))
+                        .where(Customer.workspace_id == workspace_id, contains)
                         .cte("matching").prefix_with("MATERIALIZED", dialect="postgresql"))
             first = select(matching.c.id, matching.c.name_key).order_by(matching.c.name_key).limit(limit).subquery()
             more = session.exec(select(Customer).join(first, first.c.id == Customer.id).order_by(first.c.name_key)).all()

@@ -18,6 +18,16 @@ def cached_person(session: Session, *, workspace_id: str, user_id: str, now: dat
     return person
 
 
+def any_cached_person(session: Session, *, workspace_id: str, user_id: str) -> SlackUser | None:
+    """The cached profile however old: better than nothing when Slack cannot be asked."""
+    return session.get(SlackUser, (workspace_id, user_id))
+
+
+def outsider(team_id: str | None, is_restricted: bool, *, workspace_id: str) -> bool:
+    """A guest of our workspace, or someone from another organisation (Slack Connect): not one of our team."""
+    return bool(is_restricted or (team_id and team_id != workspace_id))
+
+
 def remember_person(session: Session, *, workspace_id: str, info: dict, now: datetime) -> SlackUser:
     """Store a users.info `user` object (only the fields we use). Two lookups of the same new person may race:
     the row is created in a savepoint, and the loser updates the winner's row."""

@@ -27,10 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
-from bot.errors import BadInput
+from bot.errors import BadInput, LookupFailed
 from bot.services.customers import cadence_days
 from bot.services.names import clean_text, name_key
-from bot.services.people import remember_person
+from bot.services.people import outsider, remember_person
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
 from models.customer import NAME_MAX
@@ -67,10 +67,6 @@ class ImportReport:
     bad: list[tuple[int, str]] = field(default_factory=list)
     rows: int = 0  # data rows read, good and bad (blank rows are not counted)
     owners_asked: int = 0  # owner e-mails not in the people cache, asked of Slack
-
-
-class LookupFailed(Exception):
-    """Slack could not be asked who has an e-mail address (not: nobody has it)."""
 
 
 # e-mail → the Slack user object (users.lookupByEmail's `user`), None when nobody has it; raises LookupFailed.
@@ -260,9 +256,6 @@ class _People:
                        "members of our own team.")
         return found.user_id
 
-    def _outside(self, team_id: str | None, restricted: bool) -> bool:
-        return bool(restricted or (team_id and team_id != self.workspace_id))
-
     def _ask(self, email: str) -> _Known | None:
         if email in self.unknown:
             return None
@@ -279,8 +272,8 @@ class _People:
             self.unknown[email] = "no one in this Slack workspace has this e-mail"
             return None
         person = remember_person(self.session, workspace_id=self.workspace_id, info=info, now=self.now)
-        self.by_email[email] = _Known(person.user_id, person.deleted, self._outside(person.team_id,
-                                                                                    person.is_restricted))
+        self.by_email[email] = _Known(person.user_id, person.deleted,
+                                      outsider(person.team_id, person.is_restricted, workspace_id=self.workspace_id))
         return self.by_email[email]
 
     def _load(self) -> dict[str, _Known]:
@@ -297,7 +290,8 @@ class _People:
                 continue
             before = people.get(email)
             if before is None or (before.deleted and not deleted):
-                people[email] = _Known(user_id, bool(deleted), self._outside(team_id, bool(restricted)))
+                people[email] = _Known(user_id, bool(deleted),
+                                       outsider(team_id, bool(restricted), workspace_id=self.workspace_id))
             elif not deleted and not before.deleted:
                 people[email] = _Known("")  # two live people share it: ambiguous
         return people

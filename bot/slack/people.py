@@ -5,11 +5,10 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.db import read_scope, session_scope
-from bot.errors import PermissionDenied
+from bot.errors import LookupFailed, PermissionDenied
 from bot.runtime import Runtime
 from bot.services.customers import Actor
-from bot.services.people import cached_person, remember_person
-from bot.services.transfer import LookupFailed
+from bot.services.people import any_cached_person, cached_person, outsider, remember_person
 from models import SlackUser
 
 log = logging.getLogger(__name__)
@@ -23,18 +22,24 @@ def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Slac
         return person
     try:
         info = client.users_info(user=user_id)["user"]
-    except SlackApiError as exc:
-        log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
-        return None
+    except (SlackApiError, OSError, ValueError) as exc:  # Slack said no, or could not be reached / read
+        reason = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc) or type(exc).__name__
+        log.warning("users.info %s failed: %s; using what is cached, if anything", user_id, reason)
+        with read_scope(runtime.engine) as session:
+            return any_cached_person(session, workspace_id=workspace_id, user_id=user_id)
     with session_scope(runtime.engine) as session:
         return remember_person(session, workspace_id=workspace_id, info=info, now=now)
 
 
 def member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
-    """The caller, if a member of our own team (None when Slack could not be asked). Guests and people from other
-    organisations (who may share a channel with us) are politely turned away: customer records are internal."""
+    """The caller, if a member of our own team. Guests and people from other organisations (who may share a
+    channel with us) are politely turned away: customer records are internal. LookupFailed when Slack cannot
+    say who this is (and they were never seen before)."""
     person = lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
-    if person is not None and (person.is_restricted or (person.team_id and person.team_id != workspace_id)):
+    if person is None:  # never seen, and Slack cannot be asked now: customer records stay closed
+        raise LookupFailed("I could not check with Slack that you are a member of our team just now. Please try "
+                           "again in a minute.")
+    if outsider(person.team_id, person.is_restricted, workspace_id=workspace_id):
         raise PermissionDenied("Sorry, Rapport is for members of our own team. Guests and people from other "
                                "organisations can answer our surveys, but customer records stay internal.")
     return person

@@ -10,7 +10,9 @@ equality never use it: pg_trgm's GIN answers `=` too (PostgreSQL 14+), and the p
 lower(name_key) on PostgreSQL (bot/services/customers.py: search_customers).
 
 pg_trgm ships with PostgreSQL and is a trusted extension (PostgreSQL 13+): a database owner may create it.
-Where it cannot be created, nothing fails: the search scans as before. SQLite scans its (workspace_id,
+Where it cannot be created, nothing fails: the search scans as before, and the warning says how to add it by
+hand. The index is built with a plain CREATE INDEX (about 0.5 s for 100,000 customers, writes to customer
+wait meanwhile); downgrading drops it and leaves the extension. SQLite scans its (workspace_id,
 name_key) index, which holds the names (8 ms over 100,000).
 
 Revision ID: 0002
@@ -38,9 +40,10 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     if not _trigrams(bind):
-        log.warning("pg_trgm is not available to this database user: the customer picker will scan for names "
-                    "containing the typed text instead of using an index (run CREATE EXTENSION pg_trgm as its "
-                    "owner, then `rapport migrate` again after downgrading to 0001, to add it)")
+        log.warning("pg_trgm cannot be created by this database user: the customer picker scans for names "
+                    "containing the typed text instead of using an index. To add it, as a superuser: CREATE "
+                    "EXTENSION pg_trgm; CREATE INDEX %s ON customer USING gin (lower(name_key) gin_trgm_ops);",
+                    INDEX)
         return
     op.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {INDEX} ON customer USING gin (lower(name_key) gin_trgm_ops)"))
 
