@@ -10,10 +10,12 @@ from bot.db import read_scope, session_scope
 from bot.errors import BadInput, NotFound
 from bot.runtime import Runtime
 from bot.services import customers as svc
+from bot.services import reminders as reminders_svc
 from bot.services.vocabulary import human, level_label
 from bot.services.workspaces import get_workspace
 from bot.slack import people
-from bot.slack.render import one_line, render
+from bot.slack.reminders import redraw_dm
+from bot.slack.render import one_line, render, slack_date
 from bot.slack.state import metadata, read_state
 from bot.slack.text import unescape_slack
 from handlers.cards import card_reply
@@ -69,14 +71,16 @@ def open_customer_form(runtime: Runtime, client, *, trigger_id: str, workspace_i
 
 def open_touch_form(runtime: Runtime, client, *, trigger_id: str, workspace_id: str, customer_id: int | str | None = None,
                     summary: str | None = None, link: str | None = None, kind: str = "call",
-                    push: bool = False) -> None:
+                    push: bool = False, reminder: dict | None = None) -> None:
+    """`reminder`: the reminder whose DM button opened the form ({"id", "channel", "ts", "agenda"}), which
+    logging the touch handles."""
     customer, contacts = None, []
     if customer_id is not None:
         with read_scope(runtime.engine) as session:
             customer = customer_in(session, workspace_id, customer_id)
             contacts = [(str(c.id), one_line(c.name)) for c in session.exec(
                 select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.name).limit(100))]
-    meta = {"customer_id": customer.id if customer else None, "link": link}
+    meta = {"customer_id": customer.id if customer else None, "link": link, "reminder": reminder}
     view = render("touch_form.j2", customer=customer, contacts=contacts, meta=meta, kind=kind,
                   summary=(summary or "")[:2000] or None, **CHOICES)
     (client.views_push if push else client.views_open)(trigger_id=trigger_id, view=view)
@@ -200,7 +204,7 @@ def register(app: App, router) -> None:
         ack()
 
     @app.view("touch_form")
-    def touch_form_submitted(ack: Ack, body, context):
+    def touch_form_submitted(ack: Ack, body, context, client):
         runtime: Runtime = context["runtime"]
         view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
         values, meta = read_state(view), metadata(view)
@@ -225,7 +229,14 @@ def register(app: App, router) -> None:
                 exc.field = exc.field or "summary"
                 raise
             view = render("touch_logged.j2", customer=customer, kind=touch.kind)  # canonical: "lunch" → meeting
+            handled = meta.get("reminder") or {}
+            if handled.get("id"):  # opened from a reminder's DM: the touch handles that reminder
+                reminder = reminders_svc.get_reminder(session, workspace_id=team, reminder_id=handled["id"])
+                reminders_svc.complete(session, reminder=reminder, user_id=user_id, now=now, outcome="touched")
         ack(response_action="update", view=view)
+        if handled.get("channel") and handled.get("ts"):
+            redraw_dm(runtime, client, channel=handled["channel"], ts=handled["ts"], agenda=bool(handled.get("agenda")),
+                      state=f":memo: Touch logged — {slack_date(now)}")
 
     @app.view("contact_form")
     def contact_form_submitted(ack: Ack, body, context, client):

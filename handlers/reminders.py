@@ -13,6 +13,7 @@ from bot.services.when import EXAMPLES, parse_when, when_words
 from bot.services.workspaces import get_workspace
 from bot.services.worktime import WorkingHours
 from bot.slack import people
+from bot.slack.reminders import redraw_dm
 from bot.slack.render import esc, render, slack_date
 from bot.slack.state import metadata, read_state
 from bot.slack.text import rest_after
@@ -97,17 +98,12 @@ def _redraw(runtime: Runtime, client, body: dict, respond, user_id: str, state: 
         respond(replace_original=True, text=f"{len(rows)} open reminders",
                 blocks=render("reminders_list.j2", rows=rows))
         return
-    with session_scope(runtime.engine) as session:
-        carried = svc.in_message(session, channel=channel, ts=ts)
-    if not carried:
-        return
-    if len(carried) == 1 and (body.get("message") or {}).get("blocks", [{}])[0].get("type") != "header":
-        reminder, customer = carried[0]
-        blocks = render("reminder_dm.j2", reminder=reminder, customer=customer, late=reminder.late, state=state)
-    else:
-        kind = "agenda" if carried[0][0].kind == "revisit" else "late"
-        blocks = render("agenda_dm.j2", kind=kind, lines=carried)
-    client.chat_update(channel=channel, ts=ts, blocks=blocks, text="Reminder updated")
+    redraw_dm(runtime, client, channel=channel, ts=ts, state=state, agenda=_is_agenda(body))
+
+
+def _is_agenda(body: dict) -> bool:
+    """An agenda or late summary starts with a header; a single reminder's DM does not."""
+    return (body.get("message") or {}).get("blocks", [{}])[0].get("type") == "header"
 
 
 def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: int | None) -> None:
@@ -132,8 +128,13 @@ def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: i
         else:
             raise BadInput("That button is not known.")
     if what == "touch":
+        # Logging the touch from here handles the reminder: the form closes it and redraws this DM.
+        container = body.get("container") or {}
+        dm = None if container.get("is_ephemeral") else container.get("channel_id")
         forms.open_touch_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
-                              customer_id=customer_id)
+                              customer_id=customer_id,
+                              reminder={"id": reminder.id, "channel": dm, "ts": container.get("message_ts"),
+                                        "agenda": _is_agenda(body)})
         return
     _redraw(runtime, client, body, respond, user_id, state)
 

@@ -49,6 +49,41 @@ def test_done_updates_the_dm_in_place(slack, clock, fake_slack):
         assert session.exec(select(Reminder)).one().status == "done"
 
 
+def test_logging_a_touch_from_the_dm_handles_the_follow_up_so_it_never_escalates(slack, clock, fake_slack):
+    from tests.support import form_values
+
+    slack.command("mei", "config managers add <@U0MEI|mei>")
+    for name in ("Acme Corp", "Globex"):
+        slack.command("alice", f'add "{name}" tier:key')
+        slack.command("alice", f'remind "{name}" in 4h Call about the {name} renewal')
+    clock.advance(timedelta(hours=5))
+    run_due_work(slack.runtime)
+    posted = next(c for c in dms_to(fake_slack, "U0ALICE") if "Acme" in c.args["text"])
+    message = {"ts": posted.response["ts"], "blocks": posted.args["blocks"]}
+    log_touch = next(e for b in posted.args["blocks"] if b["type"] == "actions" for e in b["elements"]
+                     if e["action_id"] == "reminder.log_touch")
+    opened = len(fake_slack.calls("views.open"))
+    slack.sim.click(slack.person("alice"), action=log_touch, channel_id=posted.response["channel"], message=message)
+    slack.wait()
+    [form] = [c.response["view"] for c in fake_slack.calls("views.open")[opened:]]
+    state = form_values(kind=("static_select", "call"), summary=("plain_text_input", "Renewal agreed in principle"))
+    answer = slack.sim.submit(slack.person("alice"), form, state)
+    slack.wait()
+    assert answer.status == 200 and answer.json()["response_action"] == "update"
+    with slack.session() as session:
+        outcomes = {r.note: (r.status, r.outcome) for r in session.exec(select(Reminder)).all()}
+    assert outcomes["Call about the Acme Corp renewal"] == ("done", "touched")
+    assert outcomes["Call about the Globex renewal"] == ("delivered", None)
+    update = fake_slack.last("chat.update")
+    assert update.args["ts"] == posted.response["ts"] and "Touch logged" in text_of(update.args)
+
+    for _ in range(4):  # well past two working days: only the follow-up nobody handled is raised
+        clock.advance(timedelta(days=1))
+        run_due_work(slack.runtime)
+    raised = [c for c in dms_to(fake_slack, "U0MEI") if "untouched" in text_of(c.args)]
+    assert len(raised) == 1 and "Globex" in text_of(raised[0].args) and "Acme" not in text_of(raised[0].args)
+
+
 def test_a_reminder_due_saturday_night_arrives_monday_morning_in_shanghai(slack, clock, fake_slack):
     slack.command("mei", 'add "Acme Corp"')  # mei works in Asia/Shanghai
     clock.set(datetime(2026, 11, 27, 12, 0, tzinfo=UTC))  # Friday 20:00 in Shanghai

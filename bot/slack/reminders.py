@@ -345,3 +345,19 @@ def _retry_after(exc: SlackApiError) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def redraw_dm(runtime: Runtime, client, *, channel: str, ts: str, state: str | None, agenda: bool) -> None:
+    """Show a reminder DM's new state in place: a single reminder with `state` (":zzz: Snoozed until …"), or
+    an agenda with each line as it is now."""
+    with session_scope(runtime.engine) as session:
+        carried = svc.in_message(session, channel=channel, ts=ts)
+    if not carried:
+        return
+    if len(carried) == 1 and not agenda:
+        reminder, customer = carried[0]
+        blocks = render("reminder_dm.j2", reminder=reminder, customer=customer, late=reminder.late, state=state)
+    else:
+        kind = "agenda" if carried[0][0].kind == "revisit" else "late"
+        blocks = render("agenda_dm.j2", kind=kind, lines=carried)
+    client.chat_update(channel=channel, ts=ts, blocks=blocks, text="Reminder updated")
