@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -41,4 +41,8 @@ class DigestRun(SQLModel, table=True):
     # Destinations already served (channel and subscriber ids), so a run taken over after a crash does not
     # post twice where the first attempt got through.
     delivered_to: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Destinations Slack refused for good this period ({destination: error}): not retried, the managers told.
+    given_up: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # after a failure, with back-off

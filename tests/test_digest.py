@@ -29,8 +29,9 @@ from tests.support import check_message, text_of
 
 
 def digests_in(fake, channel):
+    """The digests Slack accepted in `channel`."""
     return [c for c in fake.calls("chat.postMessage")
-            if c.args.get("channel") == channel and "Key-account digest" in text_of(c.args)]
+            if c.args.get("channel") == channel and "Key-account digest" in text_of(c.args) and c.response.get("ok")]
 
 
 def setup_accounts(slack, clock):
@@ -236,3 +237,52 @@ def test_the_no_survey_list_says_how_many_it_leaves_out_even_with_long_names():
     assert line.startswith("*No survey for 90 days* (67): Industrial and Commercial Bank of China Limited, Branch 000")
     assert line.endswith(f" and {67 - len(shown)} more")
     assert no_survey_line(accounts[:3]).endswith("Branch 002")
+
+
+# -- when Slack refuses ---------------------------------------------------------------------------------------
+
+
+def test_a_digest_channel_slack_refuses_is_given_up_for_the_week_and_the_managers_told_once(slack, clock, fake_slack):
+    slack.command("mei", "config managers add <@U0MEI|mei>")
+    setup_accounts(slack, clock)
+    slack.command("mei", "digest subscribe")
+    fake_slack.inject("chat.postMessage", "not_in_channel", times=1)  # the channel's post, the first one
+    for _ in range(3):
+        run_due_work(slack.runtime, everything=True)
+        clock.advance(timedelta(hours=7))
+    assert digests_in(fake_slack, "C0MANAGERS") == []
+    told = [c for c in fake_slack.calls("chat.postMessage")
+            if c.args.get("channel") == "U0MEI" and "could not be posted" in text_of(c.args)]
+    assert len(told) == 1 and "<#C0MANAGERS>" in text_of(told[0].args) and "/invite @Rapport" in text_of(told[0].args)
+    assert len(digests_in(fake_slack, "U0MEI")) == 1  # the subscriber has it, once
+    tries = [c for c in fake_slack.calls("chat.postMessage") if c.args.get("channel") == "C0MANAGERS"]
+    assert len(tries) == 1  # refused for good: not asked again this week
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.given_up, run.delivered_to) == ("posted", {"C0MANAGERS": "not_in_channel"}, ["U0MEI"])
+        assert "C0MANAGERS: not_in_channel" in run.error
+
+
+def test_a_digest_slack_cannot_take_now_waits_longer_each_time_and_goes_out_once(slack, clock, fake_slack):
+    setup_accounts(slack, clock)
+    fake_slack.inject("chat.postMessage", "server_error", times=8)  # more than the client's own 3 retries
+    run_due_work(slack.runtime, everything=True)
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.attempts, run.next_attempt_at) == ("failed", 1, clock.now() + timedelta(minutes=5))
+    calls = len(fake_slack.calls("chat.postMessage"))
+    clock.advance(timedelta(minutes=4))
+    run_due_work(slack.runtime, everything=True)
+    assert len(fake_slack.calls("chat.postMessage")) == calls  # still waiting: not rebuilt, not re-sent
+    clock.advance(timedelta(minutes=2))  # the second attempt fails too (the fault has 4 more): wait 10 minutes
+    run_due_work(slack.runtime, everything=True)
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.attempts, run.next_attempt_at) == ("failed", 2, clock.now() + timedelta(minutes=10))
+    clock.advance(timedelta(minutes=10))
+    run_due_work(slack.runtime, everything=True)
+    run_due_work(slack.runtime, everything=True)
+    assert len(digests_in(fake_slack, "C0MANAGERS")) == 1
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.attempts, run.error) == ("posted", 3, None)

@@ -266,11 +266,18 @@ def _mean(values: list[float]) -> float | None:
 # -- exactly once per workspace per period ----------------------------------------------------------------
 
 STALE_CLAIM = timedelta(minutes=10)
+FIRST_RETRY, LAST_RETRY = timedelta(minutes=5), timedelta(hours=6)
+
+
+def retry_after(attempts: int) -> timedelta:
+    """5 min, 10 min, 20 min … at most 6 hours: a digest Slack keeps refusing is not rebuilt every pass."""
+    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LAST_RETRY)
 
 
 def claim_run(session: Session, *, workspace_id: str, period: str, process: str, now: datetime) -> DigestRun | None:
-    """The run for this period if this process may post it: it inserted the row, or took over a claim left
-    by a process that died mid-way. None when the digest is posted or someone else is posting it now."""
+    """The run for this period if this process may post it: it inserted the row, took over a claim left by a
+    process that died mid-way, or retries a failed run whose wait is over. None when the digest is posted,
+    someone else is posting it now, or its next attempt is not due."""
     run = session.exec(select(DigestRun).where(DigestRun.workspace_id == workspace_id,
                                                DigestRun.period == period)).first()
     if run is None:
@@ -283,10 +290,12 @@ def claim_run(session: Session, *, workspace_id: str, period: str, process: str,
             return None
     if run.status == DigestStatus.posted:
         return None
+    abandoned = (DigestRun.status == DigestStatus.claimed) & (DigestRun.claimed_at < now - STALE_CLAIM)
+    due_again = (DigestRun.status == DigestStatus.failed) & (
+        DigestRun.next_attempt_at.is_(None) | (DigestRun.next_attempt_at <= now))
     taken = session.exec(
         update(DigestRun)
-        .where(DigestRun.id == run.id, DigestRun.status != DigestStatus.posted,
-               DigestRun.claimed_at < now - STALE_CLAIM)
+        .where(DigestRun.id == run.id, abandoned | due_again)
         .values(claimed_by=process, claimed_at=now, status=DigestStatus.claimed)
     )
     if not taken.rowcount:
@@ -304,13 +313,22 @@ def record_delivery(session: Session, *, run_id: int, destination: str, channel:
     session.add(run)
 
 
-def finish_run(session: Session, *, run_id: int, now: datetime, error: str | None = None) -> None:
+def finish_run(session: Session, *, run_id: int, now: datetime, errors: dict[str, str], permanent: set[str]
+               ) -> dict[str, str]:
+    """Close this attempt. `errors`: {destination: Slack error} of this attempt; those in `permanent` are
+    given up for the period, the others make the run wait and try again. Returns the newly given up."""
     run = session.get(DigestRun, run_id)
-    run.status = DigestStatus.failed if error else DigestStatus.posted
-    run.posted_at, run.error = (None, error) if error else (now, None)
-    if error:  # let the next tick (here or elsewhere) try again at once
-        run.claimed_at = now - STALE_CLAIM - timedelta(seconds=1)
+    given_up = {dest: error for dest, error in errors.items() if error in permanent}
+    retry = {dest: error for dest, error in errors.items() if error not in permanent}
+    run.given_up = {**run.given_up, **given_up}
+    run.attempts += 1
+    run.error = "; ".join(f"{dest}: {error}" for dest, error in {**run.given_up, **retry}.items()) or None
+    if retry:
+        run.status, run.next_attempt_at, run.posted_at = DigestStatus.failed, now + retry_after(run.attempts), None
+    else:  # nothing left to try this period: posted where Slack let us
+        run.status, run.next_attempt_at, run.posted_at = DigestStatus.posted, None, now
     session.add(run)
+    return given_up
 
 
 def subscribe(session: Session, *, workspace: Workspace, user_id: str, on: bool) -> bool:

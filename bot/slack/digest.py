@@ -11,6 +11,7 @@ from bot.runtime import Runtime
 from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
+from bot.services.reminders import PERMANENT_ERRORS
 from bot.slack.render import render
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
@@ -94,20 +95,58 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
         workspace = session.get(Workspace, workspace_id)
         digest = svc.build_digest(session, workspace=workspace, now=now, scored=scored, period=period)
     destinations = ([workspace.digest_channel] if workspace.digest_channel else []) + list(workspace.digest_subscribers)
-    errors = []
+    errors: dict[str, str] = {}
     for destination in destinations:
-        if destination in run.delivered_to:
+        if destination in run.delivered_to or destination in run.given_up:
             continue
         try:
             channel, ts = post_to(runtime.client, destination, digest, workspace)
         except SlackApiError as exc:
-            errors.append(f"{destination}: {exc.response.get('error')}")
+            errors[destination] = exc.response.get("error") or f"http_{exc.response.status_code}"
+            continue
+        except OSError as exc:  # connection refused, reset, timed out after the client's own retries
+            log.warning("digest for %s to %s: %s", workspace_id, destination, exc)
+            errors[destination] = "connection_error"
             continue
         with session_scope(runtime.engine) as session:
             svc.record_delivery(session, run_id=run.id, destination=destination, channel=channel, ts=ts)
     with session_scope(runtime.engine) as session:
-        svc.finish_run(session, run_id=run.id, now=runtime.clock.now(), error="; ".join(errors) or None)
+        given_up = svc.finish_run(session, run_id=run.id, now=runtime.clock.now(), errors=errors,
+                                  permanent=PERMANENT_ERRORS)
+    if given_up:
+        tell_managers(runtime, workspace, period, given_up)
     return not errors
+
+
+def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:
+    """Once per period and destination: where the digest could not go, why, and what fixes it."""
+    lines = [f"• {_destination(dest)}: `{escape_mrkdwn(error)}`" + (f" — {FIXES[error]}" if error in FIXES else "")
+             for dest, error in given_up.items()]
+    text = (f":warning: The key-account digest {period} could not be posted:\n" + "\n".join(lines)
+            + "\nSet its channel with `/crm config digest-channel #channel`.")
+    blocks = render("notice.j2", text=text)
+    for manager in workspace.managers:
+        try:
+            runtime.client.chat_postMessage(channel=manager, text=f"The key-account digest {period} could not be "
+                                            "posted everywhere", blocks=blocks)
+        except (SlackApiError, OSError) as exc:
+            log.warning("could not tell manager %s about the digest: %s", manager, exc)
+    if not workspace.managers:
+        log.warning("digest %s of %s could not be posted (%s) and no manager is configured to tell", period,
+                    workspace.id, given_up)
+
+
+FIXES = {
+    "not_in_channel": "invite Rapport to the channel (`/invite @Rapport`)",
+    "channel_not_found": "the channel is gone or private without Rapport in it",
+    "is_archived": "the channel is archived",
+    "user_not_found": "this person has left the workspace",
+    "account_inactive": "this person's account is deactivated",
+}
+
+
+def _destination(destination: str) -> str:
+    return f"<@{destination}>" if destination.startswith(("U", "W")) else f"<#{destination}>"
 
 
 def refresh_snapshots(runtime: Runtime) -> int:
