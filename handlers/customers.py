@@ -10,7 +10,7 @@ from handlers import forms
 from handlers.args import channel_option, joined, split, user_option
 from handlers.cards import card_reply
 from handlers.crm import Command, Reply, Router, Subcommand
-from models.enums import HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+from models.enums import HistoryField, OrgRelationship, PartnerKind, RelationshipLevel, Stage, Tier, TouchKind
 
 
 def _need(words, count: int, subcommand: Subcommand) -> None:
@@ -267,9 +267,60 @@ def owner(command: Command) -> Reply:
         return card_reply(session, workspace, customer, command.now, notice=notice)
 
 
+# -- ecosystem (客户生态圈) -----------------------------------------------------------------------------------
+
+LINK = Subcommand(
+    name="link",
+    usage="/crm link <customer> <partner> [supplier|channel_partner|integrator|partner]",
+    summary="put a company in a customer's ecosystem (its supplier, channel partner, integrator)",
+    examples=['/crm link "Acme Corp" "Globex" integrator', '/crm link acme initech supplier'],
+    run=lambda command: link(command),
+    aliases=("partner",),
+    group="Relationship",
+)
+UNLINK = Subcommand(
+    name="unlink",
+    usage="/crm unlink <customer> <partner>",
+    summary="take a company out of a customer's ecosystem",
+    examples=['/crm unlink "Acme Corp" "Globex"'],
+    run=lambda command: unlink(command),
+    group="Relationship",
+)
+
+
+def link(command: Command) -> Reply:
+    _need(command.args, 2, LINK)
+    if len(command.args) > 3:
+        raise BadInput("Put names with spaces in quotes.", hint=LINK.usage_hint())
+    kind = command.args[2].text if len(command.args) > 2 else PartnerKind.partner.value
+    actor = command.actor()
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text)
+        partner = svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text)
+        linked, created = svc.link_partner(session, workspace=workspace, customer=customer, partner=partner,
+                                           kind=kind, actor=actor, now=command.now)
+        notice = (f":link: *{esc(partner.name, 80)}* {'joined' if created else 'is now in'} the ecosystem of "
+                  f"*{esc(customer.name, 80)}* as {human(linked.kind)}.")
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+def unlink(command: Command) -> Reply:
+    _need(command.args, 2, UNLINK)
+    if len(command.args) > 2:
+        raise BadInput("Put names with spaces in quotes.", hint=UNLINK.usage_hint())
+    actor = command.actor()
+    with command.work() as (session, workspace):
+        customer = svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text)
+        partner = svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text)
+        removed = svc.unlink_partner(session, workspace=workspace, customer=customer, partner=partner, actor=actor)
+        notice = (f":white_check_mark: *{esc(partner.name, 80)}* left the ecosystem of *{esc(customer.name, 80)}*."
+                  if removed else f"{esc(partner.name, 80)} was not in the ecosystem of {esc(customer.name, 80)}.")
+        return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
 def register(app, router: Router) -> None:
     for subcommand in (ADD, SHOW, LIST, LOG, CONTACT, HISTORY):
         router.add(subcommand)
-    for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER):
+    for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER, LINK, UNLINK):
         router.add(subcommand)
 

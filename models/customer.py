@@ -105,6 +105,6 @@ class EcosystemLink(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: str = Field(foreign_key="workspace.id", max_length=32, index=True)
     customer_id: int = Field(foreign_key="customer.id")
-    partner_id: int = Field(foreign_key="customer.id")
+    partner_id: int = Field(foreign_key="customer.id", index=True)  # the card looks both ways
     kind: str = Field(default="partner", max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)

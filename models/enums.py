@@ -34,6 +34,15 @@ class OrgRelationship(StrEnum):
     strategic_partner = "strategic_partner"
 
 
+class PartnerKind(StrEnum):
+    """How a company stands around a customer in its ecosystem (客户生态圈)."""
+
+    supplier = "supplier"
+    channel_partner = "channel_partner"
+    integrator = "integrator"
+    partner = "partner"
+
+
 class ContactRole(StrEnum):
     decision_maker = "decision_maker"
     influencer = "influencer"

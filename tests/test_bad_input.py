@@ -137,6 +137,15 @@ REFUSALS = [
     ("alice", "owner acme", "missing"),
     ("alice", "owner acme bob", "@someone"),
     ("alice", "owner Globex <@U0BOB|bob>", "No customer named"),
+    # link / unlink (the ecosystem)
+    ("alice", "link", "missing"),
+    ("alice", "link acme", "missing"),
+    ("alice", "link acme acme", "partner of itself"),
+    ("alice", "link acme Globex", "No customer named"),
+    ("alice", "link Globex acme", "No customer named"),
+    ("alice", "link acme acme integrator extra", "quotes"),
+    ("alice", "unlink acme", "missing"),
+    ("alice", "unlink acme Globex", "No customer named"),
     # config
     ("alice", "config cadence key 10", "only the managers"),
     ("mei", "config bogus 1", "no setting"),

@@ -141,6 +141,10 @@ def test_a_card_costs_the_same_queries_for_a_busy_customer_as_for_a_new_one(slac
         slack.command("alice", f'log "Busy Corp" call Call number {n}')
         slack.command("alice", f'remind "Busy Corp" tomorrow follow-up {n}')
     slack.command("alice", 'survey "Busy Corp" nps')
+    for n in range(6):  # an ecosystem both ways
+        slack.command("alice", f'add "Partner {n}"')
+        slack.command("alice", f'link "Busy Corp" "Partner {n}" integrator')
+        slack.command("alice", f'link "Partner {n}" "Busy Corp" channel_partner')
     clock.advance(timedelta(days=3))
 
     def card_queries(name: str) -> list[str]:
@@ -154,7 +158,7 @@ def test_a_card_costs_the_same_queries_for_a_busy_customer_as_for_a_new_one(slac
     busy = text_of(slack.command("alice", 'show "Busy Corp"'))
     assert "Person 0" in busy and "Call number 11" in busy and "follow-up" in busy
     quiet, busy_queries = card_queries("Quiet Ltd"), card_queries("Busy Corp")
-    assert len(busy_queries) == len(quiet) <= 12, busy_queries
+    assert len(busy_queries) == len(quiet) <= 13, busy_queries
 
 
 def listed(reply: dict) -> tuple[str, list[str]]:
@@ -233,3 +237,27 @@ def test_a_guest_opening_app_home_is_shown_nothing(slack, fake_slack):
                                 "event_ts": "1700000000.000100"})
     slack.wait()
     assert response.status == 200 and fake_slack.calls("views.publish") == []
+
+
+def test_a_rep_maps_the_ecosystem_around_a_customer_and_the_card_shows_it_both_ways(slack):
+    for name in ("Acme Corp", "Globex", "Initech"):
+        slack.command("alice", f'add "{name}" tier:key')
+    shown = text_of(slack.command("alice", 'link "Acme Corp" Globex 集成商'))  # the seed articles' word
+    assert "Globex* joined the ecosystem of *Acme Corp* as integrator" in shown
+    assert "*Ecosystem* · *Globex* (integrator)" in shown
+    slack.command("alice", "link initech acme reseller")  # Acme is Initech's channel partner
+    acme = text_of(slack.command("alice", "show acme"))
+    assert "*Globex* (integrator) · channel partner of *Initech*" in acme
+    assert "is now in the ecosystem of *Acme Corp* as supplier" in text_of(
+        slack.command("alice", "link acme globex supplier"))  # a new kind, not a second link
+    assert "only" in slack.command("bob", "link acme initech")["text"]  # bob owns neither
+    assert "left the ecosystem" in text_of(slack.command("alice", "unlink acme globex"))
+    acme = text_of(slack.command("alice", "show acme"))
+    assert "Globex" not in acme and "channel partner of *Initech*" in acme
+    with slack.session() as session:
+        from models import EcosystemLink
+
+        assert len(session.exec(select(EcosystemLink)).all()) == 1
+    other = slack.in_workspace("T0OTHER")
+    other.command("alice", 'add "Zeta"')
+    assert "No customer named" in other.command("alice", "link zeta acme")["text"]

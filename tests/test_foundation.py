@@ -146,11 +146,11 @@ def test_the_schema_goes_down_to_nothing_and_up_again_with_name_search_indexed_o
 
     engine = make_engine(database_url)
     try:
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         command.downgrade(alembic_config(engine), "base")
         assert current_revision(engine) is None and "customer" not in inspect(engine).get_table_names()
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         indexes = {index["name"] for index in inspect(engine).get_indexes("customer")}
         if engine.dialect.name == "postgresql":  # names containing the typed text, found by trigrams
             assert "ix_customer_name_trgm" in indexes

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from bot.services.customers import history
+from bot.services.customers import Partner, ecosystem, history
 from bot.services.health import Health, score_customer, week_start
 from bot.services.scores import format_score, survey_score
 from models import (
@@ -50,6 +50,7 @@ class Card:
     changes: list[RelationshipChange]
     change_contacts: dict[int, str]
     revisit_overdue: bool
+    partners: list[Partner]
 
 
 def customer_card(session: Session, *, workspace: Workspace, customer: Customer, now: datetime,
@@ -86,6 +87,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         changes=recent_changes,
         change_contacts={c.id: c.name for c in contacts},
         revisit_overdue=customer.revisit_due_at <= now,
+        partners=ecosystem(session, customer=customer),
     )
 
 

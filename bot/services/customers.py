@@ -6,16 +6,25 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from rapidfuzz import process as fuzzy
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
 from bot.services.names import clean_text, name_key, refuse_control_characters, without_control_characters
 from bot.services.reminders import cancel_revisits
 from bot.services.vocabulary import parse_choice
-from models import Contact, Customer, Interaction, RelationshipChange, Workspace
+from models import Contact, Customer, EcosystemLink, Interaction, RelationshipChange, Workspace
 from models.customer import NAME_MAX, SUMMARY_MAX
-from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+from models.enums import (
+    ContactRole,
+    HistoryField,
+    OrgRelationship,
+    PartnerKind,
+    RelationshipLevel,
+    Stage,
+    Tier,
+    TouchKind,
+)
 
 REASON_MAX = 500
 # Ids arrive from Slack's pickers but also in payloads anyone can forge; we print them inside <@…> and <#…>.
@@ -452,3 +461,64 @@ def contact_names(session: Session, ids: set[int]) -> dict[int, str]:
     return dict(session.exec(select(Contact.id, Contact.name).where(Contact.id.in_(ids))).all())
 
 
+
+
+# -- ecosystem (客户生态圈) -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Partner:
+    """A company in a customer's ecosystem, seen from that customer: its partner, or one it is a partner of."""
+
+    customer: Customer
+    kind: str
+    around: bool  # True: `customer` is in the card customer's ecosystem; False: the card customer is in its
+
+
+def link_partner(session: Session, *, workspace: Workspace, customer: Customer, partner: Customer, kind: str,
+                 actor: Actor, now: datetime) -> tuple[EcosystemLink, bool]:
+    """`partner` joins `customer`'s ecosystem as a supplier, channel partner, integrator or partner (or changes
+    kind). (link, created)."""
+    ensure_may_change(workspace, customer, actor)
+    if partner.id == customer.id:
+        raise BadInput(f"{customer.name} cannot be a partner of itself.")
+    kind = parse_choice(PartnerKind, kind).value
+    link = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
+                                                    EcosystemLink.partner_id == partner.id)).first()
+    created = link is None
+    if created:
+        link = EcosystemLink(workspace_id=workspace.id, customer_id=customer.id, partner_id=partner.id, kind=kind,
+                             created_at=now)
+    link.kind = kind
+    session.add(link)
+    session.flush()
+    return link, created
+
+
+def unlink_partner(session: Session, *, workspace: Workspace, customer: Customer, partner: Customer,
+                   actor: Actor) -> bool:
+    """Take `partner` out of `customer`'s ecosystem; False when it was not in it."""
+    ensure_may_change(workspace, customer, actor)
+    link = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
+                                                    EcosystemLink.partner_id == partner.id)).first()
+    if link is None:
+        return False
+    session.delete(link)
+    session.flush()
+    return True
+
+
+def ecosystem(session: Session, *, customer: Customer, limit: int = 20) -> list[Partner]:
+    """The customer's partners, then the customers it is a partner of, by name (one query)."""
+    rows = session.exec(
+        select(EcosystemLink.kind, EcosystemLink.partner_id, Customer)
+        .join(Customer, or_(and_(EcosystemLink.customer_id == customer.id, Customer.id == EcosystemLink.partner_id),
+                            and_(EcosystemLink.partner_id == customer.id, Customer.id == EcosystemLink.customer_id)))
+        # Scoped by the companies shown (this workspace's), so the links are found by their customer and
+        # partner indexes rather than by reading every link of the workspace.
+        .where(Customer.workspace_id == customer.workspace_id,
+               or_(EcosystemLink.customer_id == customer.id, EcosystemLink.partner_id == customer.id))
+        .order_by(EcosystemLink.partner_id == customer.id, Customer.name_key)
+        .limit(limit)
+    ).all()
+    return [Partner(customer=other, kind=kind, around=partner_id != customer.id) for kind, partner_id, other in rows]

@@ -3,7 +3,7 @@
 from enum import Enum
 
 from bot.errors import BadInput
-from models.enums import ContactRole, OrgRelationship, RelationshipLevel, Stage, Tier, TouchKind
+from models.enums import ContactRole, OrgRelationship, PartnerKind, RelationshipLevel, Stage, Tier, TouchKind
 
 # Words people use besides the canonical names (the seed articles' Chinese terms included).
 ALIASES: dict[type[Enum], dict[str, str]] = {
@@ -21,6 +21,9 @@ ALIASES: dict[type[Enum], dict[str, str]] = {
     ContactRole: {"dm": "decision_maker", "decision-maker": "decision_maker", "decider": "decision_maker",
                   "决策者": "decision_maker", "影响者": "influencer", "评估者": "evaluator", "使用者": "user",
                   "采购": "procurement", "支持者": "champion", "coach": "champion"},
+    PartnerKind: {"供应商": "supplier", "渠道": "channel_partner", "渠道伙伴": "channel_partner",
+                  "channel": "channel_partner", "reseller": "channel_partner", "集成商": "integrator", "si": "integrator",
+                  "合作伙伴": "partner"},
     TouchKind: {"phone": "call", "mail": "email", "msg": "message", "dm": "message", "lunch": "meeting",
                 "onsite": "visit", "拜访": "visit", "电话": "call", "会议": "meeting"},
 }
@@ -32,6 +35,7 @@ WHAT = {
     OrgRelationship: "org relationship",
     ContactRole: "role",
     TouchKind: "kind of touch",
+    PartnerKind: "kind of partner",
 }
 
 

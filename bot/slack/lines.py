@@ -26,6 +26,12 @@ def touch_line(touch, contact_names: dict) -> str:
     return f"• {day(touch.at)} · {touch.kind} by {user(touch.by_user)}{who} — {summary}{link(touch.link, 'message')}"
 
 
+def partner_line(partner) -> str:
+    """"*Globex* (integrator)" around the customer; "channel partner of *Initech*" the other way round."""
+    name, kind = f"*{esc(partner.customer.name, 60)}*", human(partner.kind)
+    return f"{name} ({kind})" if partner.around else f"{kind} of {name}"
+
+
 def followup_line(reminder) -> str:
     note = esc(" ".join(reminder.note.split()), 150) or "follow up"
     return f"• {day(reminder.due_at)} — {note} ({user(reminder.owner_id)})"
@@ -173,6 +179,7 @@ FILTERS = {
     "home_followup_line": home_followup_line,
     "home_survey_line": home_survey_line,
     "contact_line": contact_line,
+    "partner_line": partner_line,
     "touch_line": touch_line,
     "followup_line": followup_line,
     "change_line": change_line,
