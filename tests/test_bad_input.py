@@ -146,6 +146,8 @@ REFUSALS = [
     ("alice", "link acme acme integrator extra", "quotes"),
     ("alice", "unlink acme", "missing"),
     ("alice", "unlink acme Globex", "No customer named"),
+    # stats
+    ("alice", "stats decade", "week, month, quarter, year"),
     # config
     ("alice", "config cadence key 10", "only the managers"),
     ("mei", "config bogus 1", "no setting"),

@@ -32,6 +32,27 @@ def partner_line(partner) -> str:
     return f"{name} ({kind})" if partner.around else f"{kind} of {name}"
 
 
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def total_row(counts) -> str:
+    """The whole workspace's line of /crm stats."""
+    return (f"*All accounts* · {counts.at_start} at the start · {counts.churned} churned · churn "
+            f"{_rate(counts.churn_rate)} · retention {_rate(counts.retention_rate)} · {counts.won} new")
+
+
+def tier_row(item) -> str:
+    """"• key · 40 at the start · 2 churned (5.0%) · 3 new" for /crm stats."""
+    tier, counts = item
+    return (f"• {human(tier)} · {counts.at_start} at the start · {counts.churned} churned "
+            f"({_rate(counts.churn_rate)}) · {counts.won} new")
+
+
+def score_cell(score) -> str:
+    return format_score(score.kind, score.value, score.answers)
+
+
 def followup_line(reminder) -> str:
     note = esc(" ".join(reminder.note.split()), 150) or "follow up"
     return f"• {day(reminder.due_at)} — {note} ({user(reminder.owner_id)})"
@@ -180,6 +201,9 @@ FILTERS = {
     "home_survey_line": home_survey_line,
     "contact_line": contact_line,
     "partner_line": partner_line,
+    "tier_row": tier_row,
+    "total_row": total_row,
+    "score_cell": score_cell,
     "touch_line": touch_line,
     "followup_line": followup_line,
     "change_line": change_line,
