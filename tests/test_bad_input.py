@@ -148,6 +148,7 @@ REFUSALS = [
     ("alice", "unlink acme Globex", "No customer named"),
     # stats
     ("alice", "stats decade", "week, month, quarter, year"),
+    ("alice", "stats month extra", "one period"),
     # config
     ("alice", "config cadence key 10", "only the managers"),
     ("mei", "config bogus 1", "no setting"),

@@ -1,10 +1,12 @@
 """Churn and retention per period (PRODUCT §2), read from the stage history, and the period's survey scores.
 
-For a period (the last 7, 30, 90 or 365 days): the accounts we had at its start (created before it and not
-churned then), how many of those churned during it, the churn rate (churned / at start) and the retention rate
-(the rest), and the accounts won meanwhile, by tier (as it is now). A customer's stage at the start is the
-`from` of its first stage change since then, or its stage now when it has not changed: the history keeps every
-change, so nothing is guessed. A fixed number of queries, whatever the number of customers.
+For a period (the last 7, 30, 90 or 365 days), by tier as it is now:
+- customers at the start: accounts that were `active` or `expanding` then (not prospects, not lost ones);
+- churned: those of them that are `churned` now (one lost and won back within the period is not churn);
+- churn rate = churned / customers at the start, retention rate = the rest;
+- won: accounts that became `active` or `expanding` during the period (new, or from prospect, converting, churned).
+A customer's stage at the start is the `from` of its first stage change since then, or its stage now when it has
+not changed: the history keeps every change. A fixed number of queries, whatever the number of customers.
 """
 
 from collections import defaultdict
@@ -21,6 +23,7 @@ from models.enums import HistoryField, Stage, Tier
 
 PERIODS = {"week": 7, "month": 30, "quarter": 90, "year": 365}
 CHURNED = Stage.churned.value
+CUSTOMER = {Stage.active.value, Stage.expanding.value}  # paying customers, whom churn is about
 NAMES_SHOWN = 10
 
 
@@ -63,47 +66,49 @@ def period_stats(session: Session, *, workspace: Workspace, period: str, now: da
     start = now - timedelta(days=PERIODS[period])
     tiers: dict[str, Counts] = {tier.value: Counts() for tier in Tier}
 
-    # Accounts before the period by tier, as churned or not now (one grouped count).
-    is_churned = Customer.stage == CHURNED
-    for tier, churned_now, count in session.exec(
-        select(Customer.tier, is_churned, func.count())
+    # Accounts from before the period by tier and stage now: their stage at the start too, unless it changed.
+    for tier, stage, count in session.exec(
+        select(Customer.tier, Customer.stage, func.count())
         .where(Customer.workspace_id == workspace.id, Customer.created_at < start)
-        .group_by(Customer.tier, is_churned)
+        .group_by(Customer.tier, Customer.stage)
     ).all():
-        if not churned_now:
+        if stage in CUSTOMER:
             tiers[tier].at_start += count
 
-    # Those whose stage changed since the start: their stage then, and whether they churned since.
-    changes = session.exec(
-        select(RelationshipChange.customer_id, RelationshipChange.from_value, RelationshipChange.to_value)
-        .where(RelationshipChange.workspace_id == workspace.id, RelationshipChange.field == HistoryField.stage,
-               RelationshipChange.at >= start, RelationshipChange.at <= now)
-        .order_by(RelationshipChange.customer_id, RelationshipChange.at, RelationshipChange.id)
-    ).all()
+    # Those whose stage changed since the start: their stage then is the first change's `from`, and their stage
+    # at `now` the `from` of the first change after it (another request may have committed one meanwhile).
+    since_start = [RelationshipChange.workspace_id == workspace.id, RelationshipChange.field == HistoryField.stage,
+                   RelationshipChange.at >= start]
     stage_then: dict[int, str | None] = {}
-    churned_since: set[int] = set()
-    churned: list[str] = []
-    for customer_id, from_value, to_value in changes:
+    stage_at_now: dict[int, str | None] = {}
+    for customer_id, at, from_value in session.exec(
+        select(RelationshipChange.customer_id, RelationshipChange.at, RelationshipChange.from_value)
+        .where(*since_start)
+        .order_by(RelationshipChange.customer_id, RelationshipChange.at, RelationshipChange.id)
+    ).all():
         stage_then.setdefault(customer_id, from_value)
-        if to_value == CHURNED:
-            churned_since.add(customer_id)
+        if at > now:
+            stage_at_now.setdefault(customer_id, from_value)
+    churned: list[str] = []
     if stage_then:
-        changed = (select(RelationshipChange.customer_id)
-                   .where(RelationshipChange.workspace_id == workspace.id,
-                          RelationshipChange.field == HistoryField.stage, RelationshipChange.at >= start))
         for customer_id, tier, stage, name in session.exec(
             select(Customer.id, Customer.tier, Customer.stage, Customer.name)
-            .where(Customer.workspace_id == workspace.id, Customer.created_at < start, Customer.id.in_(changed))
+            .where(Customer.workspace_id == workspace.id, Customer.created_at < start,
+                   Customer.id.in_(select(RelationshipChange.customer_id).where(*since_start)))
         ).all():
-            was_ours, counted = stage_then[customer_id] != CHURNED, stage != CHURNED
-            tiers[tier].at_start += int(was_ours) - int(counted)  # counted above by its stage now
-            if was_ours and customer_id in churned_since:
+            then, at_now = stage_then.get(customer_id, stage), stage_at_now.get(customer_id, stage)
+            tiers[tier].at_start += int(then in CUSTOMER) - int(stage in CUSTOMER)  # counted above by stage now
+            if then in CUSTOMER and at_now == CHURNED:
                 tiers[tier].churned += 1
                 churned.append(name)
+            elif then not in CUSTOMER and at_now in CUSTOMER:
+                tiers[tier].won += 1
 
+    # Accounts created during the period that are customers now.
     for tier, count in session.exec(
         select(Customer.tier, func.count())
-        .where(Customer.workspace_id == workspace.id, Customer.created_at >= start, Customer.created_at <= now)
+        .where(Customer.workspace_id == workspace.id, Customer.created_at >= start, Customer.created_at <= now,
+               Customer.stage.in_(CUSTOMER))
         .group_by(Customer.tier)
     ).all():
         tiers[tier].won += count

@@ -38,7 +38,7 @@ def _rate(value: float | None) -> str:
 
 def total_row(counts) -> str:
     """The whole workspace's line of /crm stats."""
-    return (f"*All accounts* · {counts.at_start} at the start · {counts.churned} churned · churn "
+    return (f"*All customers* · {counts.at_start} at the start · {counts.churned} churned · churn "
             f"{_rate(counts.churn_rate)} · retention {_rate(counts.retention_rate)} · {counts.won} new")
 
 
