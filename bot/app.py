@@ -74,7 +74,7 @@ def build_app(
         process_before_response=False,
         # Listeners ack first and answer within Slack's 3 seconds; the pool is larger than Bolt's 5
         # because a listener may wait on the database or on Slack's Web API after acking. Its submit
-        # returns when the listener acks (see answer_at_ack), not at Bolt's next 10 ms poll.
+        # returns when the listener acks (wait_for_ack in attach_runtime), not at Bolt's next 10 ms poll.
         listener_executor=listener_executor or AckWaitingExecutor(LISTENER_THREADS),
     )
     if settings.oauth:
@@ -144,7 +144,7 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
     def attach_runtime(context, body, next):
         wait_for_ack(context)  # the answer leaves when the listener acks (bot/slack/acks.py)
         context["runtime"] = runtime
-        team_id = context.get("team_id") or context.get("enterprise_id")
+        team_id = _workspace_id(body, context)
         if team_id and team_id not in known_workspaces:
             with session_scope(runtime.engine) as session:
                 ensure_workspace(session, workspace_id=team_id, now=runtime.clock.now())
@@ -160,14 +160,12 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         if user_id is None or surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
         try:
-            context["person"] = people.member(runtime, client, workspace_id=context.get("team_id") or "",
+            context["person"] = people.member(runtime, client, workspace_id=_workspace_id(body, context) or "",
                                               user_id=user_id)
         except RapportError as refused:  # not a member, or Slack cannot say who this is
             kind = body.get("type")
             if kind == "block_suggestion":
                 return _json_response({"options": []})  # the picker names no customer
-            if kind == "event_callback":  # App Home: nothing is published for them
-                return BoltResponse(status=200, body="")
             answer = _handle_error(refused, body, logger, BoltResponse(status=200, body=""), respond, client,
                                    context)
             return answer or BoltResponse(status=200, body="")
@@ -201,14 +199,19 @@ def _asks_for_help(app: "RapportApp", body: dict) -> bool:
 
 
 def _acting_user(body: dict) -> str | None:
-    """Who typed, pressed, searched or submitted: any command or interactive payload, and the opening of App
-    Home. Other events (none is a person reading our data) are not checked."""
+    """Who typed, pressed, searched or submitted: any command or interactive payload. Events are not checked
+    here, before Bolt's ack: App Home checks its reader itself, after it (handlers/home.py)."""
     if "command" in body:
         return body.get("user_id")
     if body.get("type") == "event_callback":
-        event = body.get("event") or {}
-        return event.get("user") if event.get("type") == "app_home_opened" else None
+        return None
     return (body.get("user") or {}).get("id")
+
+
+def _workspace_id(body: dict, context) -> str | None:
+    """The installed workspace a request is for (org-wide installs send no team_id with some views)."""
+    return (context.get("team_id") or (body.get("view") or {}).get("app_installed_team_id")
+            or context.get("enterprise_id"))
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:

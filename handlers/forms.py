@@ -7,7 +7,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
 from bot.db import read_scope, session_scope
-from bot.errors import BadInput, NotFound
+from bot.errors import BadInput, NotFound, PermissionDenied
 from bot.runtime import Runtime
 from bot.services import customers as svc
 from bot.services import reminders as reminders_svc
@@ -230,13 +230,19 @@ def register(app: App, router) -> None:
                 raise
             view = render("touch_logged.j2", customer=customer, kind=touch.kind)  # canonical: "lunch" → meeting
             handled = meta.get("reminder") or {}
-            if handled.get("id"):  # opened from a reminder's DM: the touch handles that reminder
-                reminder = reminders_svc.get_reminder(session, workspace_id=team, reminder_id=handled["id"])
-                reminders_svc.complete(session, reminder=reminder, user_id=user_id, now=now, outcome="touched")
+            if handled.get("id"):  # opened from a reminder's DM: the touch handles that reminder, if still open
+                try:
+                    reminder = reminders_svc.get_reminder(session, workspace_id=team, reminder_id=handled["id"])
+                    reminders_svc.complete(session, reminder=reminder, user_id=user_id, now=now, outcome="touched")
+                except (NotFound, PermissionDenied):  # gone, or not theirs: the touch is what they asked for
+                    handled = {}
         ack(response_action="update", view=view)
         if handled.get("channel") and handled.get("ts"):
-            redraw_dm(runtime, client, channel=handled["channel"], ts=handled["ts"], agenda=bool(handled.get("agenda")),
-                      state=f":memo: Touch logged — {slack_date(now)}")
+            try:
+                redraw_dm(runtime, client, channel=handled["channel"], ts=handled["ts"],
+                          agenda=bool(handled.get("agenda")), state=f":memo: Touch logged — {slack_date(now)}")
+            except SlackApiError as exc:  # the touch is saved; an old DM not redrawn is no error to show
+                log.warning("could not redraw reminder DM %s: %s", handled["ts"], exc.response.get("error"))
 
     @app.view("contact_form")
     def contact_form_submitted(ack: Ack, body, context, client):

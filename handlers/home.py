@@ -3,12 +3,13 @@
 from slack_bolt import Ack, App
 
 from bot.db import read_scope
+from bot.errors import RapportError
 from bot.runtime import Runtime
 from bot.services.card import home
 from bot.services.customers import may_change
 from bot.services.digest import build_digest
 from bot.services.workspaces import get_workspace
-from bot.slack.people import actor
+from bot.slack.people import actor, member
 from bot.slack.render import render
 from handlers import forms
 from handlers.crm import Router
@@ -17,8 +18,13 @@ PORTFOLIO_AT_RISK = 10
 
 
 def publish_home(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> None:
-    """The user's accounts; managers (and admins) also see the key-account portfolio."""
-    manager = actor(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    """The user's accounts; managers (and admins) also see the key-account portfolio. Guests and people from
+    other organisations are shown nothing (customer records are internal)."""
+    try:
+        person = member(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    except RapportError:
+        return
+    manager = actor(runtime, client, workspace_id=workspace_id, user_id=user_id, person=person)
     with read_scope(runtime.engine) as session:
         workspace = get_workspace(session, workspace_id)
         now = runtime.clock.now()

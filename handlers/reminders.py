@@ -130,11 +130,10 @@ def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: i
     if what == "touch":
         # Logging the touch from here handles the reminder: the form closes it and redraws this DM.
         container = body.get("container") or {}
-        dm = None if container.get("is_ephemeral") else container.get("channel_id")
         forms.open_touch_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
                               customer_id=customer_id,
-                              reminder={"id": reminder.id, "channel": dm, "ts": container.get("message_ts"),
-                                        "agenda": _is_agenda(body)})
+                              reminder={"id": reminder.id, "channel": container.get("channel_id"),
+                                        "ts": container.get("message_ts"), "agenda": _is_agenda(body)})
         return
     _redraw(runtime, client, body, respond, user_id, state)
 

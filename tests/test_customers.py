@@ -231,12 +231,14 @@ def test_when_slack_cannot_say_who_someone_is_a_known_member_carries_on_and_a_st
     assert "could not check with Slack" in stranger["text"] and "Acme" not in str(stranger)
 
 
-def test_a_guest_opening_app_home_is_shown_nothing(slack, fake_slack):
+def test_a_guest_opening_app_home_is_shown_nothing_and_a_member_their_accounts(slack, fake_slack):
     fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
-    response = slack.sim.event({"type": "app_home_opened", "user": "U0GUEST", "channel": "DU0GUEST", "tab": "home",
-                                "event_ts": "1700000000.000100"})
-    slack.wait()
-    assert response.status == 200 and fake_slack.calls("views.publish") == []
+    for who in ("U0GUEST", "U0ALICE"):
+        response = slack.sim.event({"type": "app_home_opened", "user": who, "channel": f"D{who}", "tab": "home",
+                                    "event_ts": "1700000000.000100"})
+        slack.wait()
+        assert response.status == 200
+    assert [c.args["user_id"] for c in fake_slack.calls("views.publish")] == ["U0ALICE"]
 
 
 def test_a_rep_maps_the_ecosystem_around_a_customer_and_the_card_shows_it_both_ways(slack):
@@ -261,3 +263,18 @@ def test_a_rep_maps_the_ecosystem_around_a_customer_and_the_card_shows_it_both_w
     other = slack.in_workspace("T0OTHER")
     other.command("alice", 'add "Zeta"')
     assert "No customer named" in other.command("alice", "link zeta acme")["text"]
+
+
+def test_while_slack_cannot_be_asked_a_cached_admin_reads_but_does_not_administer(slack, fake_slack, clock):
+    from datetime import timedelta
+
+    slack.command("alice", 'add "Acme Corp"')
+    assert "Working hours" in text_of(slack.command("mei", "config hours 08:00-17:00"))  # mei: a Slack admin
+    clock.advance(timedelta(days=2))  # the cache is old: Slack is asked again…
+    fake_slack.inject("users.info", "fatal_error", times=10)  # …and cannot answer
+    assert "Acme Corp" in text_of(slack.command("mei", "show acme"))  # still one of us
+    assert "only the managers" in slack.command("mei", "config hours 09:00-18:00")["text"]  # not admin on old news
+    fake_slack.clear_faults()
+    clock.advance(timedelta(days=6))
+    fake_slack.inject("users.info", "user_not_found", times=10)  # Slack knows: gone
+    assert "could not check with Slack" in slack.command("alice", "show acme")["text"]

@@ -286,3 +286,52 @@ def test_a_digest_slack_cannot_take_now_waits_longer_each_time_and_goes_out_once
     with slack.session() as session:
         [run] = session.exec(select(DigestRun)).all()
         assert (run.status, run.attempts, run.error) == ("posted", 3, None)
+
+
+def test_a_digest_that_fails_on_our_side_waits_and_retries_like_one_slack_refused(slack, clock, fake_slack,
+                                                                                  monkeypatch):
+    import bot.slack.digest as posting
+
+    setup_accounts(slack, clock)
+    blocks_for = posting.blocks_for
+
+    def broken(*args, **kwargs):
+        raise ValueError("a template bug")
+
+    monkeypatch.setattr(posting, "blocks_for", broken)
+    run_due_work(slack.runtime, everything=True)
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.attempts, run.error) == ("failed", 1, "digest: internal_error")
+        assert run.next_attempt_at == clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(posting, "blocks_for", blocks_for)  # fixed
+    clock.advance(timedelta(minutes=5))
+    run_due_work(slack.runtime, everything=True)
+    run_due_work(slack.runtime, everything=True)
+    assert len(digests_in(fake_slack, "C0MANAGERS")) == 1
+
+
+def test_when_the_thread_of_a_long_digest_fails_the_top_message_is_not_posted_again(slack, clock, fake_slack,
+                                                                                    monkeypatch):
+    import bot.slack.digest as posting
+
+    setup_accounts(slack, clock)
+    monkeypatch.setattr(posting, "split", lambda blocks: [blocks[:3], blocks[3:]])  # a digest in two messages
+    client = slack.runtime.client
+    post = client.chat_postMessage
+
+    def refuse_the_thread(**kwargs):
+        if kwargs.get("thread_ts"):
+            from slack_sdk.errors import SlackApiError
+
+            raise SlackApiError("refused", {"ok": False, "error": "msg_too_long"})
+        return post(**kwargs)
+
+    monkeypatch.setattr(client, "chat_postMessage", refuse_the_thread)
+    for _ in range(3):
+        run_due_work(slack.runtime, everything=True)
+        clock.advance(timedelta(hours=1))
+    assert len(digests_in(fake_slack, "C0MANAGERS")) == 1
+    with slack.session() as session:
+        [run] = session.exec(select(DigestRun)).all()
+        assert (run.status, run.delivered_to, run.given_up) == ("posted", ["C0MANAGERS"], {})

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from rapidfuzz import fuzz
 from rapidfuzz import process as fuzzy
 from sqlalchemy import and_, func, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
@@ -487,8 +488,14 @@ def link_partner(session: Session, *, workspace: Workspace, customer: Customer, 
                                                     EcosystemLink.partner_id == partner.id)).first()
     created = link is None
     if created:
-        link = EcosystemLink(workspace_id=workspace.id, customer_id=customer.id, partner_id=partner.id, kind=kind,
-                             created_at=now)
+        try:
+            with session.begin_nested():  # two people linking the same pair at once: one row, the later kind
+                link = EcosystemLink(workspace_id=workspace.id, customer_id=customer.id, partner_id=partner.id,
+                                     kind=kind, created_at=now)
+                session.add(link)
+        except IntegrityError:
+            link, created = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
+                                                                     EcosystemLink.partner_id == partner.id)).one(), False
     link.kind = kind
     session.add(link)
     session.flush()
@@ -508,8 +515,9 @@ def unlink_partner(session: Session, *, workspace: Workspace, customer: Customer
     return True
 
 
-def ecosystem(session: Session, *, customer: Customer, limit: int = 20) -> list[Partner]:
-    """The customer's partners, then the customers it is a partner of, by name (one query)."""
+def ecosystem(session: Session, *, customer: Customer, limit: int = 21) -> list[Partner]:
+    """The customer's partners, then the customers it is a partner of, by name (one query; the card shows 20
+    and asks for one more to know whether there are more)."""
     rows = session.exec(
         select(EcosystemLink.kind, EcosystemLink.partner_id, Customer)
         .join(Customer, or_(and_(EcosystemLink.customer_id == customer.id, Customer.id == EcosystemLink.partner_id),

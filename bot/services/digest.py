@@ -304,20 +304,26 @@ def claim_run(session: Session, *, workspace_id: str, period: str, process: str,
     return run
 
 
-def record_delivery(session: Session, *, run_id: int, destination: str, channel: str | None = None,
+def record_delivery(session: Session, *, run_id: int, destination: str, now: datetime, channel: str | None = None,
                     ts: str | None = None) -> None:
-    run = session.get(DigestRun, run_id)
+    """One destination served; the claim is renewed with it, so a long run (Retry-After waits) is not taken
+    over as abandoned while it is still posting."""
+    run = session.get(DigestRun, run_id, with_for_update=True)
     run.delivered_to = [*run.delivered_to, destination]
+    run.claimed_at = now
     if channel and run.channel_id is None:
         run.channel_id, run.message_ts = channel, ts
     session.add(run)
 
 
-def finish_run(session: Session, *, run_id: int, now: datetime, errors: dict[str, str], permanent: set[str]
-               ) -> dict[str, str]:
-    """Close this attempt. `errors`: {destination: Slack error} of this attempt; those in `permanent` are
-    given up for the period, the others make the run wait and try again. Returns the newly given up."""
-    run = session.get(DigestRun, run_id)
+def finish_run(session: Session, *, run_id: int, process: str, now: datetime, errors: dict[str, str],
+               permanent: set[str]) -> dict[str, str]:
+    """Close this process's attempt. `errors`: {destination: Slack error} of this attempt; those in `permanent`
+    are given up for the period, the others make the run wait and try again. Returns the newly given up.
+    Nothing is written when another process has taken the run over meanwhile: its attempt decides."""
+    run = session.get(DigestRun, run_id, with_for_update=True)
+    if run.claimed_by != process or run.status != DigestStatus.claimed:
+        return {}
     given_up = {dest: error for dest, error in errors.items() if error in permanent}
     retry = {dest: error for dest, error in errors.items() if error not in permanent}
     run.given_up = {**run.given_up, **given_up}

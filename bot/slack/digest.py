@@ -2,6 +2,7 @@
 split into messages of at most 50 blocks with the rest in the thread."""
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
@@ -49,15 +50,23 @@ def fallback_text(digest: Digest) -> str:
     )
 
 
-def post_to(client, destination: str, digest: Digest, workspace: Workspace) -> tuple[str, str]:
-    """Post the whole digest to one channel or person; returns (channel, ts) of its first message."""
+def post_to(client, destination: str, digest: Digest, workspace: Workspace,
+            delivered: Callable[[str, str], None]) -> None:
+    """Post the whole digest to one channel or person. `delivered(channel, ts)` is called as soon as its first
+    message is out, so a failure in the thread after it never posts the digest there twice; such a failure is
+    logged, not retried."""
     parts = split(blocks_for(digest, workspace))
     text = fallback_text(digest)
     first = client.chat_postMessage(channel=destination, text=text, blocks=parts[0], unfurl_links=False)
+    delivered(first["channel"], first["ts"])
     for n, part in enumerate(parts[1:], start=2):
-        client.chat_postMessage(channel=first["channel"], thread_ts=first["ts"], blocks=part,
-                                text=f"{text} (continued, {n}/{len(parts)})", unfurl_links=False)
-    return first["channel"], first["ts"]
+        try:
+            client.chat_postMessage(channel=first["channel"], thread_ts=first["ts"], blocks=part,
+                                    text=f"{text} (continued, {n}/{len(parts)})", unfurl_links=False)
+        except (SlackApiError, OSError) as exc:
+            log.warning("digest %s to %s: part %d of %d failed (%s); the top message is out", digest.period,
+                        destination, n, len(parts), exc)
+            return
 
 
 def run_weekly(runtime: Runtime) -> int:
@@ -82,48 +91,67 @@ def run_weekly(runtime: Runtime) -> int:
 
 def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
     now = runtime.clock.now()
-    with session_scope(runtime.engine) as session:
+    with session_scope(runtime.engine) as session:  # the claim is committed on its own, whatever follows
         run = svc.claim_run(session, workspace_id=workspace_id, period=period, process=runtime.process, now=now)
         if run is None:
             return False
-        workspace = session.get(Workspace, workspace_id)
+    try:
+        errors, workspace = _deliver(runtime, run, now)
+    except Exception:  # our own failure (a template, the database): it waits and retries like Slack's
+        with session_scope(runtime.engine) as session:
+            svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
+                           errors={"digest": "internal_error"}, permanent=PERMANENT_ERRORS)
+        raise
+    with session_scope(runtime.engine) as session:
+        given_up = svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
+                                  errors=errors, permanent=PERMANENT_ERRORS)
+    if given_up:
+        tell_managers(runtime, workspace, period, given_up)
+    return not errors
+
+
+def _deliver(runtime: Runtime, run, now) -> tuple[dict[str, str], Workspace]:
+    """Build the digest and post it where it has not gone yet: ({destination: Slack error}, the workspace)."""
+    with session_scope(runtime.engine) as session:
+        workspace = session.get(Workspace, run.workspace_id)
         # The digest covers key accounts: the job scores and snapshots those (other customers' snapshots are
         # kept current by refresh_snapshots every few hours), which keeps it well under 2 s at 10,000 customers.
         scored = health.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
         health.save_snapshots(session, workspace=workspace, scored=scored, now=now)
     with session_scope(runtime.engine) as session:
-        workspace = session.get(Workspace, workspace_id)
-        digest = svc.build_digest(session, workspace=workspace, now=now, scored=scored, period=period)
+        workspace = session.get(Workspace, run.workspace_id)
+        digest = svc.build_digest(session, workspace=workspace, now=now, scored=scored, period=run.period)
     destinations = ([workspace.digest_channel] if workspace.digest_channel else []) + list(workspace.digest_subscribers)
     errors: dict[str, str] = {}
+
+    def delivered_to(destination: str):
+        def record(channel: str, ts: str) -> None:
+            with session_scope(runtime.engine) as session:
+                svc.record_delivery(session, run_id=run.id, destination=destination, channel=channel, ts=ts,
+                                    now=runtime.clock.now())
+        return record
+
     for destination in destinations:
         if destination in run.delivered_to or destination in run.given_up:
             continue
         try:
-            channel, ts = post_to(runtime.client, destination, digest, workspace)
+            post_to(runtime.client, destination, digest, workspace, delivered_to(destination))
         except SlackApiError as exc:
             errors[destination] = exc.response.get("error") or f"http_{exc.response.status_code}"
-            continue
         except OSError as exc:  # connection refused, reset, timed out after the client's own retries
-            log.warning("digest for %s to %s: %s", workspace_id, destination, exc)
+            log.warning("digest for %s to %s: %s", run.workspace_id, destination, exc)
             errors[destination] = "connection_error"
-            continue
-        with session_scope(runtime.engine) as session:
-            svc.record_delivery(session, run_id=run.id, destination=destination, channel=channel, ts=ts)
-    with session_scope(runtime.engine) as session:
-        given_up = svc.finish_run(session, run_id=run.id, now=runtime.clock.now(), errors=errors,
-                                  permanent=PERMANENT_ERRORS)
-    if given_up:
-        tell_managers(runtime, workspace, period, given_up)
-    return not errors
+    return errors, workspace
 
 
 def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:
     """Once per period and destination: where the digest could not go, why, and what fixes it."""
     lines = [f"• {_destination(dest)}: `{escape_mrkdwn(error)}`" + (f" — {FIXES[error]}" if error in FIXES else "")
              for dest, error in given_up.items()]
+    channel_failed = any(not dest.startswith(("U", "W")) for dest in given_up)
     text = (f":warning: The key-account digest {period} could not be posted:\n" + "\n".join(lines)
-            + "\nSet its channel with `/crm config digest-channel #channel`.")
+            + ("\nSet its channel with `/crm config digest-channel #channel`." if channel_failed else "")
+            + "\nThis week's digest is not sent again there; `/crm digest` shows it now.")
     blocks = render("notice.j2", text=text)
     for manager in workspace.managers:
         try:

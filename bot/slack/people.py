@@ -1,6 +1,7 @@
 """Looking people up in Slack (users.info) through the cache, for permissions and time zones."""
 
 import logging
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
@@ -12,6 +13,8 @@ from bot.services.people import any_cached_person, cached_person, outsider, reme
 from models import SlackUser
 
 log = logging.getLogger(__name__)
+DEFINITE = {"user_not_found", "account_inactive", "user_disabled"}  # users.info answers that are not outages
+STALE_AT_MOST = timedelta(days=7)  # how old a cached profile may be to stand in while Slack cannot be asked
 
 
 def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
@@ -22,13 +25,28 @@ def lookup(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Slac
         return person
     try:
         info = client.users_info(user=user_id)["user"]
-    except (SlackApiError, OSError, ValueError) as exc:  # Slack said no, or could not be reached / read
-        reason = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc) or type(exc).__name__
-        log.warning("users.info %s failed: %s; using what is cached, if anything", user_id, reason)
-        with read_scope(runtime.engine) as session:
-            return any_cached_person(session, workspace_id=workspace_id, user_id=user_id)
+    except SlackApiError as exc:
+        error = exc.response.get("error") or f"http_{exc.response.status_code}"
+        log.warning("users.info %s failed: %s", user_id, error)
+        if error in DEFINITE:  # Slack knows: this person is gone, whatever we cached
+            return None
+        return _last_known(runtime, workspace_id=workspace_id, user_id=user_id, now=now)
+    except (OSError, ValueError) as exc:  # Slack could not be reached, or its answer read
+        log.warning("users.info %s failed: %s", user_id, str(exc) or type(exc).__name__)
+        return _last_known(runtime, workspace_id=workspace_id, user_id=user_id, now=now)
     with session_scope(runtime.engine) as session:
         return remember_person(session, workspace_id=workspace_id, info=info, now=now)
+
+
+def _last_known(runtime: Runtime, *, workspace_id: str, user_id: str, now) -> SlackUser | None:
+    """While Slack cannot be asked: the cached profile if under a week old, as a copy without admin rights (those
+    are only granted from a fresh answer)."""
+    with read_scope(runtime.engine) as session:
+        cached = any_cached_person(session, workspace_id=workspace_id, user_id=user_id)
+    if cached is None or now - cached.fetched_at > STALE_AT_MOST:
+        return None
+    fields = {name: getattr(cached, name) for name in SlackUser.model_fields}
+    return SlackUser(**{**fields, "is_admin": False, "is_owner": False})  # a new object: the row is not changed
 
 
 def member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> SlackUser | None:
