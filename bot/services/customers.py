@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from rapidfuzz import process as fuzzy
-from sqlalchemy import and_, func, or_
+from sqlalchemy import func, literal, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -518,15 +518,19 @@ def unlink_partner(session: Session, *, workspace: Workspace, customer: Customer
 def ecosystem(session: Session, *, customer: Customer, limit: int = 21) -> list[Partner]:
     """The customer's partners, then the customers it is a partner of, by name (one query; the card shows 20
     and asks for one more to know whether there are more)."""
+    # The links from each side first (each by its own index), then their companies by id: joined the other way
+    # round, SQLite walked every customer of the workspace to find a handful of links (30 ms at 100,000).
+    links = union_all(
+        select(EcosystemLink.kind, EcosystemLink.partner_id.label("other"), literal(True).label("around"))
+        .where(EcosystemLink.customer_id == customer.id),
+        select(EcosystemLink.kind, EcosystemLink.customer_id.label("other"), literal(False).label("around"))
+        .where(EcosystemLink.partner_id == customer.id),
+    ).subquery()
     rows = session.exec(
-        select(EcosystemLink.kind, EcosystemLink.partner_id, Customer)
-        .join(Customer, or_(and_(EcosystemLink.customer_id == customer.id, Customer.id == EcosystemLink.partner_id),
-                            and_(EcosystemLink.partner_id == customer.id, Customer.id == EcosystemLink.customer_id)))
-        # Scoped by the companies shown (this workspace's), so the links are found by their customer and
-        # partner indexes rather than by reading every link of the workspace.
-        .where(Customer.workspace_id == customer.workspace_id,
-               or_(EcosystemLink.customer_id == customer.id, EcosystemLink.partner_id == customer.id))
-        .order_by(EcosystemLink.partner_id == customer.id, Customer.name_key)
+        select(links.c.kind, links.c.around, Customer)
+        .join(Customer, Customer.id == links.c.other)
+        .where(Customer.workspace_id == customer.workspace_id)
+        .order_by(links.c.around.desc(), Customer.name_key)
         .limit(limit)
     ).all()
-    return [Partner(customer=other, kind=kind, around=partner_id != customer.id) for kind, partner_id, other in rows]
+    return [Partner(customer=other, kind=kind, around=bool(around)) for kind, around, other in rows]
