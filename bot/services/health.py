@@ -222,15 +222,12 @@ def score_workspace(session: Session, *, workspace: Workspace, now: datetime, ti
 
 
 def score_customer(session: Session, *, workspace: Workspace, customer: Customer, contacts: list[Contact],
-                   now: datetime) -> Health:
-    """One customer's health now, for the card, which has already loaded the customer and its decision chain:
-    two queries (its survey answers and its overdue follow-ups)."""
+                   overdue_followups: int, now: datetime) -> Health:
+    """One customer's health now, for the card, which has already loaded the customer, its decision chain and
+    its overdue follow-ups: one query (its survey answers)."""
     chain = {customer.id: [(c.role, c.level, c.name, c.slack_user_id) for c in contacts]}
     answers = _answers(session, workspace=workspace, now=now, scoped_ids=[customer.id], contacts=chain)
-    # No workspace condition here on purpose: with it SQLite picks the workspace-wide overdue index and scans
-    # every overdue reminder (7 ms at 20,000); the customer is already this workspace's.
-    overdue = _overdue(session, now=now, scoped_ids=[customer.id], workspace_id=None)
-    return _health(workspace, customer, chain, answers, overdue, now)
+    return _health(workspace, customer, chain, answers, {customer.id: overdue_followups}, now)
 
 
 def _answers(session: Session, *, workspace: Workspace, now: datetime, scoped_ids, contacts: dict[int, list]
