@@ -160,7 +160,7 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import session_scope
     from bot.errors import BadInput
-    from bot.services.transfer import ImportRefused, import_customers
+    from bot.services.transfer import ImportRefused, asked_ahead, import_customers, unknown_owner_emails
 
     class RowsColumn(ProgressColumn):
         def render(self, task) -> Text:
@@ -189,6 +189,15 @@ def import_(
     task = bar.add_task("import", total=total, rows=0)
     started = time.perf_counter()
     try:
+        if ask_slack is not None and file != "-":
+            # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
+            with session_scope(engine) as session:
+                target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=True).id
+                emails = unknown_owner_emails(session, workspace_id=target_id, rows=text)
+            text.seek(0)
+            if emails:
+                stderr.print(f"asking Slack about {len(emails):,} owner e-mail{'s' if len(emails) != 1 else ''}…")
+            ask_slack = asked_ahead(ask_slack, emails)
         with bar, session_scope(engine) as session:
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)

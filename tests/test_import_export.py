@@ -331,4 +331,10 @@ def test_the_cli_asks_slack_for_owners_when_it_has_a_token(engine, database_url,
     done = CliRunner(env=env).invoke(cli, ["import", str(path), "--by", ADMIN])
     assert done.exit_code == 0, done.output
     assert "2 created" in done.stdout and "1 owner e-mail looked up in Slack" in done.stdout
+    assert "asking Slack about 1 owner e-mail" in done.stderr  # before the import's transaction, not inside it
+    assert len(fake_slack.calls("users.lookupByEmail")) == 1
     assert customer(engine, "Hooli")[0].owner_id == "U0DANA"
+
+    again = CliRunner(env=env).invoke(cli, ["import", str(path), "--by", ADMIN])  # dana is known now
+    assert again.exit_code == 0 and "asking Slack" not in again.stderr
+    assert len(fake_slack.calls("users.lookupByEmail")) == 1

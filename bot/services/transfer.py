@@ -277,24 +277,56 @@ class _People:
         return self.by_email[email]
 
     def _load(self) -> dict[str, _Known]:
-        people: dict[str, _Known] = {}
-        rows = self.session.execute(
-            select(SlackUser.user_id, SlackUser.email, SlackUser.deleted, SlackUser.team_id,
-                   SlackUser.is_restricted).where(
-                SlackUser.workspace_id == self.workspace_id, SlackUser.email.is_not(None)
-            )
-        )
-        for user_id, email, deleted, team_id, restricted in rows:
-            email = email.strip().casefold()
-            if not email:
-                continue
-            before = people.get(email)
-            if before is None or (before.deleted and not deleted):
-                people[email] = _Known(user_id, bool(deleted),
-                                       outsider(team_id, bool(restricted), workspace_id=self.workspace_id))
-            elif not deleted and not before.deleted:
-                people[email] = _Known("")  # two live people share it: ambiguous
-        return people
+        return _cached_emails(self.session, self.workspace_id)
+
+
+def _cached_emails(session: Session, workspace_id: str) -> dict[str, _Known]:
+    """Everyone the people cache knows by e-mail (casefolded) in this workspace."""
+    people: dict[str, _Known] = {}
+    rows = session.execute(
+        select(SlackUser.user_id, SlackUser.email, SlackUser.deleted, SlackUser.team_id, SlackUser.is_restricted)
+        .where(SlackUser.workspace_id == workspace_id, SlackUser.email.is_not(None))
+    )
+    for user_id, email, deleted, team_id, restricted in rows:
+        email = email.strip().casefold()
+        if not email:
+            continue
+        before = people.get(email)
+        if before is None or (before.deleted and not deleted):
+            people[email] = _Known(user_id, bool(deleted), outsider(team_id, bool(restricted), workspace_id=workspace_id))
+        elif not deleted and not before.deleted:
+            people[email] = _Known("")  # two live people share it: ambiguous
+    return people
+
+
+def unknown_owner_emails(session: Session, *, workspace_id: str, rows: TextIO) -> list[str]:
+    """The owner e-mails of a CSV that the people cache does not know (casefolded), read ahead of the import so
+    Slack can be asked before the import's transaction opens (and holds the database meanwhile)."""
+    owner = COLUMNS.index("owner")
+    named = {values[owner].strip().casefold() for _line, values in _csv_records(rows)
+             if isinstance(values, tuple) and "@" in values[owner] and not _USER_MENTION.fullmatch(values[owner].strip())}
+    known = _cached_emails(session, workspace_id)
+    return sorted(email for email in named if email not in known)
+
+
+def asked_ahead(ask_slack: AskSlack, emails: list[str]) -> AskSlack:
+    """Ask Slack about `emails` now; the returned AskSlack answers from what was said (and asks about others)."""
+    answers: dict[str, dict | None | LookupFailed] = {}
+    for email in emails:
+        try:
+            answers[email] = ask_slack(email)
+        except LookupFailed as exc:
+            answers[email] = exc
+
+    def answer(email: str) -> dict | None:
+        if email not in answers:
+            return ask_slack(email)
+        found = answers[email]
+        if isinstance(found, LookupFailed):
+            raise found
+        return found
+
+    return answer
 
 
 def _channel(value: str) -> str | None:
