@@ -158,7 +158,7 @@ def import_(
     from sqlalchemy.exc import IntegrityError
 
     from bot.clock import SystemClock
-    from bot.db import session_scope
+    from bot.db import read_scope, session_scope
     from bot.errors import BadInput
     from bot.services.transfer import ImportRefused, asked_ahead, import_customers, unknown_owner_emails
 
@@ -191,8 +191,8 @@ def import_(
     try:
         if ask_slack is not None and file != "-":
             # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
-            with session_scope(engine) as session:
-                target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=True).id
+            with read_scope(engine) as session:  # writes nothing: a refused import leaves no trace
+                target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=False).id
                 emails = unknown_owner_emails(session, workspace_id=target_id, rows=text)
             text.seek(0)
             if emails:
