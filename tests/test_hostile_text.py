@@ -81,7 +81,11 @@ def test_a_hostile_name_typed_in_a_command_is_stored_as_typed_and_shown_escaped_
         "contact": slack.command("alice", typed(f"contact 「{NAME}」 「{NAME}」 role:champion level:3")),
         "remind": slack.command("alice", typed(f"remind 「{NAME}」 tomorrow {NOTE}")),
         "reminders": slack.command("alice", "reminders"),
+        "link": (slack.command("alice", 'add "Plain Partner"'),
+                 slack.command("alice", typed(f"link 「{NAME}」 plain integrator")))[1],
+        "partner's card": slack.command("alice", "show plain"),  # names the hostile customer as its partner
     }
+    assert "integrator of *&lt;!channel&gt; &amp;" in text_of(surfaces["partner's card"])
     for surface, payload in surfaces.items():
         assert "blocks" in payload, (surface, payload)
         assert_escaped(payload)
