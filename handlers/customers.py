@@ -288,15 +288,18 @@ UNLINK = Subcommand(
 )
 
 
+def _two_names(command: Command, subcommand: Subcommand, *, at_most: int) -> None:
+    _need(command.args, 2, subcommand)
+    if len(command.args) > at_most:
+        raise BadInput("Put names with spaces in quotes.", hint=subcommand.usage_hint())
+
+
 def link(command: Command) -> Reply:
-    _need(command.args, 2, LINK)
-    if len(command.args) > 3:
-        raise BadInput("Put names with spaces in quotes.", hint=LINK.usage_hint())
+    _two_names(command, LINK, at_most=3)
     kind = command.args[2].text if len(command.args) > 2 else PartnerKind.partner.value
     actor = command.actor()
     with command.work() as (session, workspace):
-        customer = svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text)
-        partner = svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text)
+        customer, partner = _pair(command, session, workspace)
         linked, created = svc.link_partner(session, workspace=workspace, customer=customer, partner=partner,
                                            kind=kind, actor=actor, now=command.now)
         notice = (f":link: *{esc(partner.name, 80)}* {'joined' if created else 'is now in'} the ecosystem of "
@@ -305,17 +308,20 @@ def link(command: Command) -> Reply:
 
 
 def unlink(command: Command) -> Reply:
-    _need(command.args, 2, UNLINK)
-    if len(command.args) > 2:
-        raise BadInput("Put names with spaces in quotes.", hint=UNLINK.usage_hint())
+    _two_names(command, UNLINK, at_most=2)
     actor = command.actor()
     with command.work() as (session, workspace):
-        customer = svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text)
-        partner = svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text)
+        customer, partner = _pair(command, session, workspace)
         removed = svc.unlink_partner(session, workspace=workspace, customer=customer, partner=partner, actor=actor)
         notice = (f":white_check_mark: *{esc(partner.name, 80)}* left the ecosystem of *{esc(customer.name, 80)}*."
                   if removed else f"{esc(partner.name, 80)} was not in the ecosystem of {esc(customer.name, 80)}.")
         return card_reply(session, workspace, customer, command.now, notice=notice)
+
+
+def _pair(command: Command, session, workspace):
+    """The customer and the partner the first two arguments name, in this workspace."""
+    return (svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text),
+            svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text))
 
 
 def register(app, router: Router) -> None:
