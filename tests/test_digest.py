@@ -335,3 +335,16 @@ def test_when_the_thread_of_a_long_digest_fails_the_top_message_is_not_posted_ag
     with slack.session() as session:
         [run] = session.exec(select(DigestRun)).all()
         assert (run.status, run.delivered_to, run.given_up) == ("posted", ["C0MANAGERS"], {})
+
+
+def test_the_digest_names_key_accounts_nobody_owns_since_nobody_is_reminded_to_revisit_them(slack, clock):
+    setup_accounts(slack, clock)
+    with slack.session() as session:  # as a CSV import without an owner column leaves it
+        globex = session.exec(select(Customer).where(Customer.name == "Globex")).one()
+        globex.owner_id = None
+        session.add(globex)
+        session.commit()
+    shown = text_of(slack.command("mei", "digest"))
+    assert "*No owner* — nobody is reminded to revisit these" in shown
+    line = next(part for part in shown.split("\n") if part.startswith("*No owner*"))
+    assert line.endswith("(1): Globex")

@@ -130,6 +130,7 @@ class Digest:
     upgrades: list[Move]
     downgrades: list[Move]
     no_survey: list[Customer]
+    no_owner: list[Customer] = field(default_factory=list)  # nobody gets their revisits
     portfolio: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -255,7 +256,8 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
         workspace_id=workspace.id, period=period or period_of(now), generated_at=now, total=len(accounts), bands=bands,
         band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
         overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
-        no_survey=no_survey, portfolio=sparkline(portfolio_weeks),
+        no_survey=no_survey, no_owner=[a.customer for a in accounts if not a.customer.owner_id],
+        portfolio=sparkline(portfolio_weeks),
     )
 
 

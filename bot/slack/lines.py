@@ -166,9 +166,20 @@ def move_line(move) -> str:
 
 
 def no_survey_line(customers, shown: int = 60, size: int = 2900) -> str:
-    """Key accounts without a survey for 90 days: as many names as fit one section, the rest counted (a cut in
-    the middle of the list would hide how many were left out)."""
-    text = f"*No survey for 90 days* ({len(customers)}): "
+    """Key accounts without a survey for 90 days."""
+    return names_line("*No survey for 90 days*", customers, shown=shown, size=size)
+
+
+def no_owner_line(customers) -> str:
+    """Key accounts nobody owns: nobody is reminded to revisit them."""
+    return names_line("*No owner* — nobody is reminded to revisit these; `/crm owner <customer> @someone`",
+                      customers)
+
+
+def names_line(title: str, customers, shown: int = 60, size: int = 2900) -> str:
+    """`title (count): names…`: as many names as fit one section, the rest counted (a cut in the middle of the
+    list would hide how many were left out)."""
+    text = f"{title} ({len(customers)}): "
     names, length = [], len(text) + len(" and 1000 more")
     for customer in customers[:shown]:
         name = esc(customer.name, 60)
@@ -194,6 +205,7 @@ FILTERS = {
     "survey_digest_line": survey_digest_line,
     "move_line": move_line,
     "no_survey_line": no_survey_line,
+    "no_owner_line": no_owner_line,
     "distribution": distribution,
     "comment_line": comment_line,
     "agenda_line": agenda_line,
