@@ -57,14 +57,11 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bench.common import (  # noqa: E402
     VENV_BIN,
+    Server,
     batches,
-    free_port,
     open_loop,
     percentile,
     signed_command,
-    start_process,
-    stop_process,
-    wait_healthy,
 )
 from bot.db import make_engine, session_scope, upgrade  # noqa: E402
 from bot.services.names import name_key  # noqa: E402
@@ -396,31 +393,6 @@ def baseline_send(url: str, response_url: str):
 # -- servers ---------------------------------------------------------------------------------------------
 
 
-class Server:
-    def __init__(self, name: str, argv, env: dict[str, str], tmp: Path):
-        self.name, self.argv, self.env, self.tmp = name, argv, env, tmp
-        self.proc = None
-        self.port = 0
-
-    @property
-    def events(self) -> str:
-        return f"http://{HOST}:{self.port}/slack/events"
-
-    def start(self) -> float:
-        self.port = free_port()
-        log = self.tmp / f"{self.name}.log"
-        self.proc, started = start_process(self.argv(self.port), env=self.env, cwd=self.tmp, log_path=log)
-        try:
-            return wait_healthy(f"http://{HOST}:{self.port}/healthz", self.proc, started, timeout=120)
-        except RuntimeError:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{self.name} did not become healthy; log tail:\n{tail}") from None
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
-
-
 def measure(send, *, rate: float, seconds: float, workers: int = 32) -> dict:
     open_loop(send, rate=rate, count=WARMUP, workers=workers)
     run = open_loop(send, rate=rate, count=max(1, int(rate * seconds)), workers=workers)
@@ -546,7 +518,8 @@ def run_database(kind: str, url: str, args, fake: FakeSlack, tmp: Path, results:
     for var in ("SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
         env.pop(var, None)
     rapport = Server(f"rapport-{kind}", lambda port: [str(VENV_BIN / "rapport"), "serve", "--host", HOST, "--port",
-                                                      str(port), "--no-scheduler"], env, tmp)
+                                                      str(port), "--no-scheduler"], env, cwd=tmp, log_dir=tmp,
+                     timeout=120)
     bare = None
     try:
         print(f"[{kind}] rapport serve up in {rapport.start():.1f} s", flush=True)
@@ -565,7 +538,7 @@ def run_database(kind: str, url: str, args, fake: FakeSlack, tmp: Path, results:
                                       ("baseline_no_poll", "baseline, no ack polling", ["--process-before-response"])):
                 bare = Server(key, lambda port, flags=flags: [
                     sys.executable, str(ROOT / "bench" / "bare_bolt_app.py"), "--host", HOST, "--port", str(port),
-                    "--payload", str(payload_path), *flags], env, tmp)
+                    "--payload", str(payload_path), *flags], env, cwd=tmp, log_dir=tmp)
                 bare.start()
                 figures = measure(baseline_send(bare.events, response_url), rate=args.rate, seconds=args.seconds)
                 figures["card_bytes"] = len(payload_path.read_bytes())

@@ -36,15 +36,12 @@ import requests  # noqa: E402
 
 from bench.common import (  # noqa: E402
     VENV_BIN,
+    Server,
     cpu_seconds,
-    free_port,
     open_loop,
     rss_kb,
     signed_command,
-    start_process,
-    stop_process,
     summarize,
-    wait_healthy,
 )
 from bot.slack.fake import FakeSlack  # noqa: E402
 
@@ -56,43 +53,6 @@ TARGET_P99_RATIO = 1.3
 WARMUP_REQUESTS = 50
 IDLE_SECONDS = 2.0
 NAMES = {"rapport": "Rapport", "baseline": "bare Bolt"}
-
-
-class Server:
-    """One server subprocess: how to start it, and the process currently running (if any)."""
-
-    def __init__(self, name: str, argv_for_port, env: dict[str, str], cwd: Path, log_dir: Path):
-        self.name = name
-        self.argv_for_port = argv_for_port
-        self.env = env
-        self.cwd = cwd
-        self.log_dir = log_dir
-        self.proc = None
-        self.port = 0
-        self.starts = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> float:
-        """Start a fresh process; returns seconds from Popen to the first healthy /healthz."""
-        self.stop()
-        self.port = free_port()
-        self.starts += 1
-        log = self.log_dir / f"{self.name}-{self.starts}.log"
-        self.proc, started = start_process(
-            self.argv_for_port(self.port), env=self.env, cwd=self.cwd, log_path=log
-        )
-        try:
-            return wait_healthy(f"{self.base}/healthz", self.proc, started, interval=0.01)
-        except RuntimeError:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{self.name} did not become healthy; log tail:\n{tail}") from None
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
 
 
 def send_help(url: str, response_url: str):
@@ -118,7 +78,7 @@ def send_help(url: str, response_url: str):
 
 def capture_help(server: Server, response_url: str) -> dict:
     body, headers = signed_command(SIGNING_SECRET, text="help", team_id=TEAM_ID, response_url=response_url)
-    response = requests.post(f"{server.base}/slack/events", data=body, headers=headers, timeout=10)
+    response = requests.post(server.events, data=body, headers=headers, timeout=10)
     response.raise_for_status()
     payload = response.json()
     if "blocks" not in payload:
@@ -170,8 +130,8 @@ def main() -> int:
             "rapport",
             lambda port: [str(VENV_BIN / "rapport"), "serve", "--host", HOST, "--port", str(port)],
             env,
-            tmp,
-            tmp,  # cwd=tmp: no stray .env from the checkout
+            cwd=tmp,  # no stray .env from the checkout
+            log_dir=tmp,
         )
         servers["baseline"] = Server(
             "baseline",
@@ -186,8 +146,8 @@ def main() -> int:
                 str(payload_path),
             ],
             env,
-            tmp,
-            tmp,
+            cwd=tmp,
+            log_dir=tmp,
         )
 
         # 1. start-up, alternating; the last process of each is kept for the rest

@@ -233,6 +233,44 @@ def stop_process(proc: subprocess.Popen | None, *, timeout: float = 5.0) -> None
 _request_ids = itertools.count(1)
 
 
+class Server:
+    """One server subprocess on a free loopback port: each start is a fresh process with its own log, healthy
+    once GET /healthz answers."""
+
+    def __init__(self, name: str, argv_for_port, env: dict[str, str], *, cwd: Path, log_dir: Path,
+                 timeout: float = 60.0):
+        self.name, self.argv_for_port, self.env = name, argv_for_port, env
+        self.cwd, self.log_dir, self.timeout = cwd, log_dir, timeout
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.starts = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}/slack/events"
+
+    def start(self) -> float:
+        """Start a fresh process; returns seconds from Popen to the first healthy /healthz."""
+        self.stop()
+        self.port = free_port()
+        self.starts += 1
+        log = self.log_dir / f"{self.name}-{self.starts}.log"
+        self.proc, started = start_process(self.argv_for_port(self.port), env=self.env, cwd=self.cwd, log_path=log)
+        try:
+            return wait_healthy(f"{self.base}/healthz", self.proc, started, timeout=self.timeout)
+        except RuntimeError:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{self.name} did not become healthy; log tail:\n{tail}") from None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
 def slash_command_form(
     *,
     command: str = "/crm",
