@@ -242,7 +242,7 @@ class _People:
         if "@" not in value:
             raise _Bad(f"owner “{value}” is neither a Slack user id (like U0ALICE) nor an e-mail address.")
         if self.by_email is None:
-            self.by_email = self._load()
+            self.by_email = _cached_emails(self.session, self.workspace_id)
         email = value.casefold()
         found = self.by_email.get(email) or self._ask(email)
         if found is None:
@@ -275,9 +275,6 @@ class _People:
         self.by_email[email] = _Known(person.user_id, person.deleted,
                                       outsider(person.team_id, person.is_restricted, workspace_id=self.workspace_id))
         return self.by_email[email]
-
-    def _load(self) -> dict[str, _Known]:
-        return _cached_emails(self.session, self.workspace_id)
 
 
 def _cached_emails(session: Session, workspace_id: str) -> dict[str, _Known]:
