@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from bot.services.customers import Partner, ecosystem, history
 from bot.services.health import Health, score_customer, week_start
+from bot.services.reminders import OPEN, overdue_followups
 from bot.services.scores import format_score, survey_score
 from models import (
     Contact,
@@ -20,9 +21,8 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from models.enums import ContactRole, HealthBand, ReminderKind, ReminderStatus, Tier
+from models.enums import ContactRole, HealthBand, ReminderKind, Tier
 
-OPEN_REMINDER = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
 ROLE_ORDER = {role.value: index for index, role in enumerate(ContactRole)}
 
 
@@ -43,12 +43,11 @@ class Card:
     customer: Customer
     contacts: list[Contact]
     touches: list[Interaction]
-    touch_contacts: dict[int, str]
+    contact_names: dict[int, str]  # the decision chain by id: touches and changes name people with it
     followups: list[Reminder]
     latest_survey: SurveyResult | None
     health: Health
     changes: list[RelationshipChange]
-    change_contacts: dict[int, str]
     revisit_overdue: bool
     partners: list[Partner]
 
@@ -72,7 +71,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
     rows = session.exec(
         select(Reminder, overdue_all)
         .where(Reminder.customer_id == customer.id, Reminder.kind == ReminderKind.followup,
-               Reminder.status.in_(OPEN_REMINDER))
+               Reminder.status.in_(OPEN))
         .order_by(Reminder.due_at)
         .limit(5)
     ).all()
@@ -82,14 +81,12 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         customer=customer,
         contacts=contacts,
         touches=recent,
-        # Touches and changes name people of this customer's own decision chain, loaded above: no more queries.
-        touch_contacts={c.id: c.name for c in contacts},
+        contact_names={c.id: c.name for c in contacts},  # loaded above: touches and changes need no query
         followups=followups,
         latest_survey=latest_survey(session, customer_id=customer.id),
         health=score_customer(session, workspace=workspace, customer=customer, contacts=contacts,
                               overdue_followups=int(rows[0][1] or 0) if rows else 0, now=now),
         changes=recent_changes,
-        change_contacts={c.id: c.name for c in contacts},
         revisit_overdue=customer.revisit_due_at <= now,
         partners=ecosystem(session, customer=customer),
     )
@@ -121,7 +118,6 @@ def latest_survey(session: Session, *, customer_id: int) -> SurveyResult | None:
 class AccountLine:
     customer: Customer
     overdue_followups: int = 0
-    open_followups: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -140,7 +136,7 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
         in_scope.append(Customer.owner_id == user_id)
     elif scope == "key":
         in_scope.append(Customer.tier == Tier.key)
-    overdue = [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN_REMINDER), Reminder.due_at <= now]
+    overdue = overdue_followups(now)
     if scope in ("all", "at-risk"):
         # Start from the workspace's overdue follow-ups (their own index). A rep's accounts or the key
         # accounts are better walked one by one; given the workspace condition SQLite would start from the
@@ -197,7 +193,7 @@ def home(session: Session, *, workspace: Workspace, user_id: str, now: datetime)
         select(Reminder, Customer.name)
         .outerjoin(Customer, Customer.id == Reminder.customer_id)
         .where(Reminder.workspace_id == workspace.id, Reminder.owner_id == user_id,
-               Reminder.status.in_(OPEN_REMINDER))
+               Reminder.status.in_(OPEN))
         .order_by(Reminder.due_at)
         .limit(10)
     ).all()

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.services import health as health_svc
+from bot.services.reminders import overdue_followups
 from bot.services.scores import survey_score
 from models import (
     Contact,
@@ -24,7 +25,7 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from models.enums import DigestStatus, HealthBand, ReminderKind, ReminderStatus, Tier
+from models.enums import DigestStatus, HealthBand, Tier
 
 SPARK = "▁▂▃▄▅▆▇█"
 WEEKS = 8
@@ -116,9 +117,7 @@ class Move:
 
 @dataclass
 class Digest:
-    workspace_id: str
     period: str
-    generated_at: datetime
     total: int
     bands: dict[str, int]
     band_changes: dict[str, int]
@@ -132,7 +131,6 @@ class Digest:
     no_survey: list[Customer]
     no_owner: list[Customer] = field(default_factory=list)  # nobody gets their revisits
     portfolio: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def _direction(change: RelationshipChange) -> bool | None:
@@ -166,9 +164,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
     weeks = [week - timedelta(weeks=n) for n in range(WEEKS - 1, 0, -1)]
     overdue_rows = session.exec(
         select(Reminder.owner_id, Reminder.customer_id, func.count())
-        .where(Reminder.workspace_id == workspace.id, Reminder.kind == ReminderKind.followup,
-               Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
-               Reminder.due_at <= now, Reminder.customer_id.in_(key_ids))
+        .where(Reminder.workspace_id == workspace.id, *overdue_followups(now), Reminder.customer_id.in_(key_ids))
         .group_by(Reminder.owner_id, Reminder.customer_id)
     ).all()
     overdue_by_customer: dict[int, int] = defaultdict(int)
@@ -253,7 +249,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
         _mean([history[c][w] for c in history if history[c].get(w) is not None]) for w in weeks
     ] + [_mean([a.score for a in accounts if a.score is not None])]
     return Digest(
-        workspace_id=workspace.id, period=period or period_of(now), generated_at=now, total=len(accounts), bands=bands,
+        period=period or period_of(now), total=len(accounts), bands=bands,
         band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
         overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
         no_survey=no_survey, no_owner=[a.customer for a in accounts if not a.customer.owner_id],

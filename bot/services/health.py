@@ -10,9 +10,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Row, and_, func, insert, update
 from sqlmodel import Session, select
 
+from bot.services.customers import cadence_days
+from bot.services.reminders import overdue_followups
 from bot.services.scores import csat, nps
 from models import Contact, Customer, HealthSnapshot, Reminder, SlackUser, Survey, SurveyResponse, Workspace
-from models.enums import HealthBand, ReminderKind, ReminderStatus
+from models.enums import HealthBand
 
 SURVEY_WINDOW = timedelta(days=180)
 ROLE_WEIGHT = {"decision_maker": 3.0, "champion": 2.0, "influencer": 1.5, "evaluator": 1.5, "procurement": 1.0,
@@ -252,24 +254,19 @@ def _answers(session: Session, *, workspace: Workspace, now: datetime, scoped_id
     return answers
 
 
-def _overdue(session: Session, *, now: datetime, scoped_ids, workspace_id: str | None) -> dict[int, int]:
+def _overdue(session: Session, *, now: datetime, scoped_ids, workspace_id: str) -> dict[int, int]:
     """Open follow-ups past due, counted per customer."""
-    where = [Reminder.kind == ReminderKind.followup, Reminder.due_at <= now,
-             Reminder.status.in_((ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)),
-             Reminder.customer_id.in_(scoped_ids)]
-    if workspace_id is not None:
-        where.append(Reminder.workspace_id == workspace_id)
     return dict(session.exec(
-        select(Reminder.customer_id, func.count()).where(*where).group_by(Reminder.customer_id)
+        select(Reminder.customer_id, func.count())
+        .where(*overdue_followups(now), Reminder.customer_id.in_(scoped_ids), Reminder.workspace_id == workspace_id)
+        .group_by(Reminder.customer_id)
     ).all())
 
 
 def _health(workspace: Workspace, customer: Customer, contacts: dict[int, list], answers: dict[int, list],
             overdue: dict[int, int], now: datetime) -> Health:
-    cadences = {"key": workspace.cadence_key_days, "general": workspace.cadence_general_days,
-                "longtail": workspace.cadence_longtail_days}
     inputs = Inputs(
-        cadence_days=cadences[customer.tier], last_touch_at=customer.last_touch_at,
+        cadence_days=cadence_days(workspace, customer.tier), last_touch_at=customer.last_touch_at,
         created_at=customer.created_at, org_relationship=customer.org_relationship,
         contacts=[(role, level, name) for role, level, name, _slack_user in contacts.get(customer.id, [])],
         answers=answers.get(customer.id, []), overdue_followups=overdue.get(customer.id, 0),

@@ -24,6 +24,11 @@ LEASE_EXPIRED = "lease_expired"  # last_error of a row taken back from a claiman
 LATE_AFTER = timedelta(minutes=15)  # delivered this long after it was due: say it is late
 ESCALATE_AFTER_WORKING_DAYS = 2
 OPEN = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered)
+
+
+def overdue_followups(now: datetime) -> list:
+    """What makes a follow-up overdue: still open, and past due (the card, lists, health and the digest)."""
+    return [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN), Reminder.due_at <= now]
 # Slack errors that retrying cannot fix: the reminder fails with its reason and a manager is told.
 PERMANENT_ERRORS = {
     "user_not_found", "account_inactive", "channel_not_found", "is_archived", "not_in_channel",
@@ -235,16 +240,11 @@ def release(session: Session, *, reminder_id: int, process: str, deliver_at: dat
     )
 
 
-def mark_delivered(session: Session, *, reminder_ids: list[int], process: str, now: datetime, channel: str,
-                   ts: str) -> int:
-    """Only the claimant records delivery; a process whose lease ran out finds nothing to update."""
-    return record_deliveries(session, deliveries=[(reminder_ids, channel, ts)], process=process, now=now)
-
-
 def record_deliveries(session: Session, *, deliveries: list[tuple[list[int], str, str]], process: str,
                       now: datetime) -> int:
-    """mark_delivered for several DMs (reminder ids, channel, ts) at once: one statement run for every row,
-    as the ORM's per-statement work would otherwise cost more than the DMs themselves."""
+    """Sent DMs (reminder ids, channel, ts) as delivered, in one statement run for every row (the ORM's
+    per-statement work would cost more than the DMs themselves). Only the claimant records delivery: a process
+    whose lease ran out finds nothing to update."""
     rows = [{"b_id": reminder_id, "b_channel": channel, "b_ts": ts}
             for reminder_ids, channel, ts in deliveries for reminder_id in reminder_ids]
     if not rows:
