@@ -20,6 +20,7 @@ from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
 from bot.slack.acks import AckWaitingExecutor, wait_for_ack
+from bot.slack.state import workspace_of
 from handlers import surveys
 from models import oauth
 
@@ -144,7 +145,7 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
     def attach_runtime(context, body, next):
         wait_for_ack(context)  # the answer leaves when the listener acks (bot/slack/acks.py)
         context["runtime"] = runtime
-        team_id = _workspace_id(body, context)
+        team_id = workspace_of(body, context)
         if team_id and team_id not in known_workspaces:
             with session_scope(runtime.engine) as session:
                 ensure_workspace(session, workspace_id=team_id, now=runtime.clock.now())
@@ -160,7 +161,7 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         if user_id is None or surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
         try:
-            context["person"] = people.member(runtime, client, workspace_id=_workspace_id(body, context) or "",
+            context["person"] = people.member(runtime, client, workspace_id=workspace_of(body, context) or "",
                                               user_id=user_id)
         except RapportError as refused:  # not a member, or Slack cannot say who this is
             kind = body.get("type")
@@ -206,12 +207,6 @@ def _acting_user(body: dict) -> str | None:
     if body.get("type") == "event_callback":
         return None
     return (body.get("user") or {}).get("id")
-
-
-def _workspace_id(body: dict, context) -> str | None:
-    """The installed workspace a request is for (org-wide installs send no team_id with some views)."""
-    return (context.get("team_id") or (body.get("view") or {}).get("app_installed_team_id")
-            or context.get("enterprise_id"))
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:

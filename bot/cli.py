@@ -77,11 +77,9 @@ def console(
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest version (also done at every start)."""
-    from bot.db import current_revision, make_engine, upgrade
+    from bot.db import current_revision
 
-    settings = _settings()
-    engine = make_engine(settings.database)
-    upgrade(engine)
+    engine = _open_database()
     typer.echo(f"database at revision {current_revision(engine)}")
 
 

@@ -120,6 +120,12 @@ class Router:
         matches = fuzzy.extract(name.lower(), list(self._by_name), limit=3, score_cutoff=60)
         return [match[0] for match in matches]
 
+    def unknown(self, name: str) -> BadInput:
+        """The answer to a subcommand that does not exist: the closest ones, and where the list is."""
+        suggestions = self.suggest(name)
+        hint = "Try " + ", ".join(f"`/crm {s}`" for s in suggestions) + "." if suggestions else ""
+        return BadInput(f"There is no `/crm {name}`. {hint}".strip(), hint="`/crm help` lists every subcommand.")
+
     def parse(self, text: str) -> tuple[Subcommand | None, str, list[Token]]:
         try:
             tokens = tokenize(text)
@@ -138,11 +144,7 @@ def register(app: App, router: Router) -> None:
         text = body.get("text") or ""
         subcommand, sub, args = router.parse(text)
         if subcommand is None:
-            suggestions = router.suggest(sub)
-            hint = "Try " + ", ".join(f"`/crm {s}`" for s in suggestions) + "." if suggestions else ""
-            raise BadInput(
-                f"There is no `/crm {sub}`. {hint}".strip(), hint="`/crm help` lists every subcommand."
-            )
+            raise router.unknown(sub)
         command = Command(
             runtime=runtime,
             workspace_id=context["team_id"],

@@ -16,7 +16,7 @@ from bot.services.workspaces import get_workspace
 from bot.slack import people
 from bot.slack.reminders import redraw_dm
 from bot.slack.render import one_line, render, slack_date
-from bot.slack.state import metadata, read_state
+from bot.slack.state import metadata, read_state, workspace_of
 from bot.slack.text import unescape_slack
 from handlers.cards import card_reply
 from models import Contact, Customer
@@ -50,10 +50,6 @@ def customer_in(session, workspace_id: str, customer_id) -> Customer:
     if customer is None or customer.workspace_id != workspace_id:
         raise NotFound("That customer no longer exists.")
     return customer
-
-
-def _team(body: dict, context) -> str:
-    return context.get("team_id") or (body.get("view") or {}).get("app_installed_team_id")
 
 
 # -- opening the forms -----------------------------------------------------------------------------------
@@ -120,7 +116,7 @@ def register(app: App, router) -> None:
     def open_card(ack: Ack, body, context, client, respond):
         ack()
         runtime: Runtime = context["runtime"]
-        team, customer_id = _team(body, context), body["actions"][0]["value"]
+        team, customer_id = workspace_of(body, context), body["actions"][0]["value"]
         if body.get("container", {}).get("type") == "view":
             open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
                             customer_id=customer_id, push=body.get("view", {}).get("type") == "modal")
@@ -134,21 +130,21 @@ def register(app: App, router) -> None:
     @app.action("card.log_touch")
     def log_touch_button(ack: Ack, body, context, client):
         ack()
-        open_touch_form(context["runtime"], client, trigger_id=body["trigger_id"], workspace_id=_team(body, context),
+        open_touch_form(context["runtime"], client, trigger_id=body["trigger_id"], workspace_id=workspace_of(body, context),
                         customer_id=body["actions"][0]["value"], push=body.get("view", {}).get("type") == "modal")
 
     @app.action("card.edit")
     def edit_button(ack: Ack, body, context, client):
         ack()
         open_customer_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                           workspace_id=_team(body, context), user_id=body["user"]["id"],
+                           workspace_id=workspace_of(body, context), user_id=body["user"]["id"],
                            customer_id=body["actions"][0]["value"])
 
     @app.action("card.contact")
     def contact_button(ack: Ack, body, context, client):
         ack()
         open_contact_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                          workspace_id=_team(body, context), customer_id=body["actions"][0]["value"])
+                          workspace_id=workspace_of(body, context), customer_id=body["actions"][0]["value"])
 
     @app.shortcut("log_to_customer")
     def log_message_shortcut(ack: Ack, shortcut, context, client):
@@ -168,14 +164,14 @@ def register(app: App, router) -> None:
     def customer_picker(ack: Ack, body, context):
         runtime: Runtime = context["runtime"]
         with read_scope(runtime.engine) as session:
-            found = svc.search_customers(session, workspace_id=_team(body, context), query=body.get("value") or "",
+            found = svc.search_customers(session, workspace_id=workspace_of(body, context), query=body.get("value") or "",
                                          limit=PICKER_LIMIT)
         ack(options=[{"text": {"type": "plain_text", "text": one_line(c.name)}, "value": str(c.id)} for c in found])
 
     @app.view("customer_form")
     def customer_form_submitted(ack: Ack, body, context, client):
         runtime: Runtime = context["runtime"]
-        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        view, user_id, team = body["view"], body["user"]["id"], workspace_of(body, context)
         values, meta = read_state(view), metadata(view)
         actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
         now = runtime.clock.now()
@@ -206,7 +202,7 @@ def register(app: App, router) -> None:
     @app.view("touch_form")
     def touch_form_submitted(ack: Ack, body, context, client):
         runtime: Runtime = context["runtime"]
-        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        view, user_id, team = body["view"], body["user"]["id"], workspace_of(body, context)
         values, meta = read_state(view), metadata(view)
         now = runtime.clock.now()
         with session_scope(runtime.engine) as session:
@@ -247,7 +243,7 @@ def register(app: App, router) -> None:
     @app.view("contact_form")
     def contact_form_submitted(ack: Ack, body, context, client):
         runtime: Runtime = context["runtime"]
-        view, user_id, team = body["view"], body["user"]["id"], _team(body, context)
+        view, user_id, team = body["view"], body["user"]["id"], workspace_of(body, context)
         values, meta = read_state(view), metadata(view)
         actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
         with session_scope(runtime.engine) as session:

@@ -1,6 +1,5 @@
 """`/crm help`: usage with examples, listing only the subcommands that are registered."""
 
-from bot.errors import BadInput
 from bot.slack.render import render
 from handlers.crm import Command, Reply, Router, Subcommand
 
@@ -17,10 +16,7 @@ def register(app, router: Router) -> None:
     def show_help(command: Command) -> Reply:
         topic = router.find(command.args[0].text) if command.args else None
         if command.args and topic is None:
-            close = router.suggest(command.args[0].text)
-            raise BadInput(f"There is no `/crm {command.args[0].text}`."
-                           + (" Did you mean " + ", ".join(f"`/crm {c}`" for c in close) + "?" if close else ""),
-                           hint="`/crm help` lists every subcommand.")
+            raise router.unknown(command.args[0].text)
         chosen = [topic] if topic else router.subcommands
         groups: dict[str, list[str]] = {}
         for subcommand in chosen:

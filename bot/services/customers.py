@@ -484,8 +484,7 @@ def link_partner(session: Session, *, workspace: Workspace, customer: Customer, 
     if partner.id == customer.id:
         raise BadInput(f"{customer.name} cannot be a partner of itself.")
     kind = parse_choice(PartnerKind, kind).value
-    link = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
-                                                    EcosystemLink.partner_id == partner.id)).first()
+    link = _link(session, customer, partner)
     created = link is None
     if created:
         try:
@@ -494,8 +493,7 @@ def link_partner(session: Session, *, workspace: Workspace, customer: Customer, 
                                      kind=kind, created_at=now)
                 session.add(link)
         except IntegrityError:
-            link, created = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
-                                                                     EcosystemLink.partner_id == partner.id)).one(), False
+            link, created = _link(session, customer, partner), False
     link.kind = kind
     session.add(link)
     session.flush()
@@ -506,13 +504,17 @@ def unlink_partner(session: Session, *, workspace: Workspace, customer: Customer
                    actor: Actor) -> bool:
     """Take `partner` out of `customer`'s ecosystem; False when it was not in it."""
     ensure_may_change(workspace, customer, actor)
-    link = session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
-                                                    EcosystemLink.partner_id == partner.id)).first()
+    link = _link(session, customer, partner)
     if link is None:
         return False
     session.delete(link)
     session.flush()
     return True
+
+
+def _link(session: Session, customer: Customer, partner: Customer) -> EcosystemLink | None:
+    return session.exec(select(EcosystemLink).where(EcosystemLink.customer_id == customer.id,
+                                                    EcosystemLink.partner_id == partner.id)).first()
 
 
 def ecosystem(session: Session, *, customer: Customer, limit: int = 21) -> list[Partner]:

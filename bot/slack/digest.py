@@ -13,7 +13,7 @@ from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
 from bot.services.reminders import PERMANENT_ERRORS
-from bot.slack.render import render
+from bot.slack.render import channel, render, user
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
 from models.enums import Tier
@@ -146,7 +146,7 @@ def _deliver(runtime: Runtime, run, now) -> tuple[dict[str, str], Workspace]:
 
 def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:
     """Once per period and destination: where the digest could not go, why, and what fixes it."""
-    lines = [f"• {_destination(dest)}: `{escape_mrkdwn(error)}`" + (f" — {FIXES[error]}" if error in FIXES else "")
+    lines = [f"• {user(dest) if dest.startswith(('U', 'W')) else channel(dest)}: `{escape_mrkdwn(error)}`" + (f" — {FIXES[error]}" if error in FIXES else "")
              for dest, error in given_up.items()]
     channel_failed = any(not dest.startswith(("U", "W")) for dest in given_up)
     text = (f":warning: The key-account digest {period} could not be posted:\n" + "\n".join(lines)
@@ -171,10 +171,6 @@ FIXES = {
     "user_not_found": "this person has left the workspace",
     "account_inactive": "this person's account is deactivated",
 }
-
-
-def _destination(destination: str) -> str:
-    return f"<@{destination}>" if destination.startswith(("U", "W")) else f"<#{destination}>"
 
 
 def refresh_snapshots(runtime: Runtime) -> int:

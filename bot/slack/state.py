@@ -1,4 +1,5 @@
-"""Reading a submitted modal: Slack's state.values flattened to {block_id: plain value}."""
+"""Reading Slack payloads: a submitted modal's state.values flattened to {block_id: plain value}, its metadata, and the
+workspace a request is for."""
 
 import json
 
@@ -38,3 +39,9 @@ def metadata(view: dict) -> dict:
         return json.loads(view.get("private_metadata") or "{}")
     except json.JSONDecodeError:
         return {}
+
+
+def workspace_of(body: dict, context) -> str | None:
+    """The installed workspace a request is for (org-wide installs send no team_id with some views)."""
+    return (context.get("team_id") or (body.get("view") or {}).get("app_installed_team_id")
+            or context.get("enterprise_id"))
