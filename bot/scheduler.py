@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlmodel import select
 
 from bot.db import session_scope
 from bot.runtime import Runtime
@@ -45,10 +46,21 @@ def _weekly_digest(runtime: Runtime) -> None:
     run_weekly(runtime)
 
 
-def _health_snapshots(runtime: Runtime) -> None:
-    from bot.slack.digest import refresh_snapshots
+def refresh_snapshots(runtime: Runtime) -> int:
+    """Keep this week's health snapshots current (App Home, `list at-risk`), every few hours: no Slack in it."""
+    from bot.services import health
+    from models import Workspace
 
-    refresh_snapshots(runtime)
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        ids = list(session.exec(select(Workspace.id)).all())
+    total = 0
+    for workspace_id in ids:  # a transaction per workspace
+        with session_scope(runtime.engine) as session:
+            workspace = session.get(Workspace, workspace_id)
+            total += health.save_snapshots(session, workspace=workspace, now=now,
+                                           scored=health.score_workspace(session, workspace=workspace, now=now))
+    return total
 
 
 # (name, seconds between runs, function). Features add their ticks here; each must be safe to run in
@@ -58,7 +70,7 @@ TICKS: list[tuple[str, int, Tick]] = [
     ("escalate-reminders", 300, _escalate),
     ("close-surveys", 60, _close_surveys),
     ("weekly-digest", 300, _weekly_digest),
-    ("health-snapshots", 6 * 3600, _health_snapshots),
+    ("health-snapshots", 6 * 3600, refresh_snapshots),
     ("forget-old-events", 3600, _forget_old_events),
 ]
 

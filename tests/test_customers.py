@@ -173,7 +173,7 @@ def listed(reply: dict) -> tuple[str, list[str]]:
 def test_lists_put_overdue_follow_ups_first_then_the_longest_untouched_in_every_scope(slack, clock):
     from datetime import timedelta
 
-    from bot.slack.digest import refresh_snapshots
+    from bot.scheduler import refresh_snapshots
 
     slack.command("alice", 'add "Acme" tier:key')
     slack.command("alice", 'add "Globex" tier:key')

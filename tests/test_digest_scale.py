@@ -17,13 +17,14 @@ from sqlalchemy.engine import make_url
 
 from bot.db import make_engine, session_scope
 from bot.runtime import Runtime
+from bot.scheduler import refresh_snapshots
 from bot.services import digest as digest_svc
 from bot.services import health
 from bot.services.names import name_key
 from bot.services.workspaces import ensure_workspace
 from bot.slack import presets
 from bot.slack.client import make_client
-from bot.slack.digest import refresh_snapshots, run_weekly
+from bot.slack.digest import run_weekly
 from models import (
     Contact,
     Customer,

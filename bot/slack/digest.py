@@ -171,17 +171,3 @@ FIXES = {
     "user_not_found": "this person has left the workspace",
     "account_inactive": "this person's account is deactivated",
 }
-
-
-def refresh_snapshots(runtime: Runtime) -> int:
-    """Keep this week's health snapshots current (App Home, `list at-risk`), every few hours."""
-    now = runtime.clock.now()
-    with session_scope(runtime.engine) as session:
-        ids = list(session.exec(select(Workspace.id)).all())
-    total = 0
-    for workspace_id in ids:
-        with session_scope(runtime.engine) as session:
-            workspace = session.get(Workspace, workspace_id)
-            total += health.save_snapshots(session, workspace=workspace, now=now,
-                                           scored=health.score_workspace(session, workspace=workspace, now=now))
-    return total
