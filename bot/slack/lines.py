@@ -114,11 +114,17 @@ def comment_line(row) -> str:
     return f"• *{score}* — {esc(' '.join(comment.split()), 300)}"
 
 
-def band_cell(item, changes: dict, icons: dict, names: dict) -> str:
+BAND_ICONS = {"healthy": ":large_green_circle:", "watch": ":large_yellow_circle:", "at_risk": ":red_circle:",
+              "insufficient": ":white_circle:"}
+BAND_NAMES = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk", "insufficient": "Insufficient data"}
+
+
+def band_cell(item, changes: dict) -> str:
+    """":red_circle: At risk *3* (+1)": a health band's count and its change since last week."""
     band, count = item
     change = changes.get(band)
     delta = f" ({change:+d})" if change else ""
-    return f"{icons[band]} {names[band]} *{count}*{delta}"
+    return f"{BAND_ICONS[band]} {BAND_NAMES[band]} *{count}*{delta}"
 
 
 def _score(value) -> str:
