@@ -1,6 +1,5 @@
 """Customers and their relationship state: create, find by name, touch, decision chain, changes with history."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
-from bot.services.names import clean_text, name_key, refuse_control_characters, without_control_characters
+from bot.services.names import (
+    CHANNEL_ID,
+    USER_ID,
+    clean_text,
+    name_key,
+    refuse_control_characters,
+    without_control_characters,
+)
 from bot.services.reminders import cancel_revisits
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, EcosystemLink, Interaction, RelationshipChange, Workspace
@@ -29,8 +35,6 @@ from models.enums import (
 
 REASON_MAX = 500
 # Ids arrive from Slack's pickers but also in payloads anyone can forge; we print them inside <@…> and <#…>.
-_USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
-_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{1,31}")
 LINK_MAX = 2000
 FUTURE_SLACK = timedelta(minutes=5)  # clocks disagree a little; a touch "now" may look a moment ahead
 
@@ -192,7 +196,7 @@ def ensure_may_change(workspace: Workspace, customer: Customer | None, actor: Ac
 
 
 def _slack_id(value: str | None, *, what: str) -> str | None:
-    pattern, field = (_USER_ID, "owner") if what == "owner" else (_CHANNEL_ID, "channel")
+    pattern, field = (USER_ID, "owner") if what == "owner" else (CHANNEL_ID, "channel")
     if value is not None and not pattern.fullmatch(value):
         raise BadInput(f"That {what} is not a Slack {'user' if what == 'owner' else 'channel'}.", field=field)
     return value

@@ -1,5 +1,6 @@
 """Names as people type them: folded for matching (case, width, accents kept), checked for what we can store."""
 
+import re
 import unicodedata
 
 from bot.errors import BadInput
@@ -37,3 +38,8 @@ def refuse_control_characters(value: str, *, what: str, why: str = "cannot be re
 def without_control_characters(value: str) -> str:
     """For search as you type, where a stray control character should find nothing rather than fail."""
     return "".join(ch for ch in value if ch not in _FORBIDDEN)
+
+
+# Slack ids, as every service accepts them (whole strings: use fullmatch).
+USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{1,31}")

@@ -9,13 +9,12 @@ from sqlmodel import Session
 
 from bot.errors import BadInput
 from bot.services.customers import Actor, ensure_may_change
+from bot.services.names import CHANNEL_ID, USER_ID
 from models import Workspace
 from models.workspace import DEFAULT_HEALTH_WEIGHTS
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,31}$")
 
 KEYS = {
     "managers": "managers add|remove @user… — who reads the digest and may change any account",
@@ -117,7 +116,7 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
         action, users = args[0].lower(), args[1:]
         if action not in ("add", "remove") or not users:
             raise ValueError
-        strangers = [u for u in users if not _USER_ID.match(u)]
+        strangers = [u for u in users if not USER_ID.fullmatch(u)]
         if strangers:
             raise BadInput(f"“{strangers[0]}” is not a person: name managers as @mentions.")
         managers = list(w.managers)
@@ -159,7 +158,7 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
         w.timezone = timezone_name(args[0])
         return f"Workspace time zone: {w.timezone}."
     if key == "digest-channel":
-        if not _CHANNEL_ID.match(args[0]):
+        if not CHANNEL_ID.fullmatch(args[0]):
             raise BadInput("Name the channel as #channel.")
         w.digest_channel = args[0]
         return f"The digest goes to <#{w.digest_channel}>."

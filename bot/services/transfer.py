@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from bot.errors import BadInput, LookupFailed
 from bot.services.customers import cadence_days
-from bot.services.names import clean_text, name_key
+from bot.services.names import CHANNEL_ID, USER_ID, clean_text, name_key
 from bot.services.people import outsider, remember_person
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
@@ -45,10 +45,8 @@ SHOWN_BAD = 20
 SQLITE_CACHE_KB = 16 * 1024
 KEY_MAX = NAME_MAX * 3  # the name_key column; NFKC can make a name longer than it looks
 
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>")
-_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,31}")
-_CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]{2,31})(?:\|[^>]*)?>")
+_USER_MENTION = re.compile(rf"<@({USER_ID.pattern})(?:\|[^>]*)?>")
+_CHANNEL_MENTION = re.compile(rf"<#({CHANNEL_ID.pattern})(?:\|[^>]*)?>")
 # A spreadsheet evaluates a cell that starts with one of these (CSV injection); exports prefix it with ' .
 _FORMULA_START = ("=", "+", "-", "@")
 
@@ -234,7 +232,7 @@ class _People:
     def owner(self, value: str) -> str | None:
         if not value:
             return None
-        if _USER_ID.fullmatch(value):
+        if USER_ID.fullmatch(value):
             return value
         mention = _USER_MENTION.fullmatch(value)
         if mention:
@@ -329,7 +327,7 @@ def asked_ahead(ask_slack: AskSlack, emails: list[str]) -> AskSlack:
 def _channel(value: str) -> str | None:
     if not value:
         return None
-    if _CHANNEL_ID.fullmatch(value):
+    if CHANNEL_ID.fullmatch(value):
         return value
     mention = _CHANNEL_MENTION.fullmatch(value)
     if mention:
@@ -768,7 +766,7 @@ def import_customers(
     know are looked up with `ask_slack(email)` when given (bot.slack.people.find_by_email).
     """
     by = by.strip()
-    if not _USER_ID.fullmatch(by):
+    if not USER_ID.fullmatch(by):
         raise BadInput(f"“{by}” is not a Slack user id (U…); say who is importing.")
     records = _csv_records(rows) if hasattr(rows, "read") else _dict_records(rows)
     importer = _Importer(session, workspace=workspace, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack)
