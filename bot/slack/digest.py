@@ -13,6 +13,7 @@ from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
 from bot.services.reminders import PERMANENT_ERRORS
+from bot.slack.client import post_to_each
 from bot.slack.render import channel, render, user
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
@@ -152,13 +153,8 @@ def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up:
     text = (f":warning: The key-account digest {period} could not be posted:\n" + "\n".join(lines)
             + ("\nSet its channel with `/crm config digest-channel #channel`." if channel_failed else "")
             + "\nThis week's digest is not sent again there; `/crm digest` shows it now.")
-    blocks = render("notice.j2", text=text)
-    for manager in workspace.managers:
-        try:
-            runtime.client.chat_postMessage(channel=manager, text=f"The key-account digest {period} could not be "
-                                            "posted everywhere", blocks=blocks)
-        except (SlackApiError, OSError) as exc:
-            log.warning("could not tell manager %s about the digest: %s", manager, exc)
+    post_to_each(runtime.client, list(workspace.managers), blocks=render("notice.j2", text=text),
+                 text=f"The key-account digest {period} could not be posted everywhere")
     if not workspace.managers:
         log.warning("digest %s of %s could not be posted (%s) and no manager is configured to tell", period,
                     workspace.id, given_up)

@@ -21,6 +21,7 @@ from bot.runtime import Runtime
 from bot.services import reminders as svc
 from bot.services.worktime import hours_lookup, stale_zones
 from bot.slack import people
+from bot.slack.client import post_to_each
 from bot.slack.render import render
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
@@ -326,14 +327,7 @@ class Dispatcher:
         if not targets:
             log.warning("workspace %s has no managers or managers' channel to tell: %s", workspace.id, text)
             return 0
-        sent = 0
-        for target in targets:
-            try:
-                self.runtime.client.chat_postMessage(channel=target, text=escape_mrkdwn(text), blocks=blocks)
-                sent += 1
-            except SlackApiError as exc:
-                log.warning("could not tell managers at %s: %s", target, exc.response.get("error"))
-        return sent
+        return post_to_each(self.runtime.client, targets, text=escape_mrkdwn(text), blocks=blocks)
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
