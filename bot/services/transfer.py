@@ -230,18 +230,18 @@ class _People:
         self.unknown: dict[str, str] = {}  # email → why no one was found (Slack is asked once per e-mail)
 
     def owner(self, value: str) -> str | None:
-        if not value:
-            return None
-        if USER_ID.fullmatch(value):
-            return value
-        mention = _USER_MENTION.fullmatch(value)
-        if mention:
-            return mention.group(1)
-        if "@" not in value:
+        email = _owner_email(value)
+        if email is None:
+            if not value:
+                return None
+            if USER_ID.fullmatch(value):
+                return value
+            mention = _USER_MENTION.fullmatch(value)
+            if mention:
+                return mention.group(1)
             raise _Bad(f"owner “{value}” is neither a Slack user id (like U0ALICE) nor an e-mail address.")
         if self.by_email is None:
             self.by_email = _cached_emails(self.session, self.workspace_id)
-        email = value.casefold()
         found = self.by_email.get(email) or self._ask(email)
         if found is None:
             raise _Bad(f"owner “{value}”: {self.unknown[email]}; give their Slack user id (U…) instead.")
@@ -294,12 +294,19 @@ def _cached_emails(session: Session, workspace_id: str) -> dict[str, _Known]:
     return people
 
 
+def _owner_email(value: str) -> str | None:
+    """The e-mail (casefolded) an owner cell names; None for an id, a mention, nothing, or no e-mail at all."""
+    if "@" not in value or USER_ID.fullmatch(value) or _USER_MENTION.fullmatch(value):
+        return None
+    return value.casefold()
+
+
 def unknown_owner_emails(session: Session, *, workspace_id: str, rows: TextIO) -> list[str]:
     """The owner e-mails of a CSV that the people cache does not know (casefolded), read ahead of the import so
     Slack can be asked before the import's transaction opens (and holds the database meanwhile)."""
     owner = COLUMNS.index("owner")
-    named = {values[owner].strip().casefold() for _line, values in _csv_records(rows)
-             if isinstance(values, tuple) and "@" in values[owner] and not _USER_MENTION.fullmatch(values[owner].strip())}
+    named = {_owner_email(values[owner].strip()) for _line, values in _csv_records(rows) if isinstance(values, tuple)}
+    named.discard(None)
     known = _cached_emails(session, workspace_id)
     return sorted(email for email in named if email not in known)
 
