@@ -332,7 +332,7 @@ def demo_data(
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
             if target.id == presets.HOME_TEAM and not target.managers:  # as the console sets it up
-                target.managers, target.digest_channel = [presets.person("mei").id], "C0MANAGERS"
+                presets.set_up_as_console(target)
             reps = [presets.person("alice").id, presets.person("bob").id]
             created = seed_demo(session, workspace=target, owners=reps, customer_person=presets.person("carol").id,
                                 now=now)

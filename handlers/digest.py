@@ -3,7 +3,7 @@
 from bot.errors import BadInput
 from bot.services import digest as svc
 from bot.services.customers import ensure_may_change
-from bot.slack.digest import MESSAGE_BLOCKS, blocks_for, fallback_text
+from bot.slack.digest import fallback_text, preview_blocks
 from bot.slack.render import render
 from handlers.crm import Command, Reply, Router, Subcommand
 
@@ -24,13 +24,7 @@ def digest(command: Command) -> Reply:
     if action == "preview":
         with command.read() as (session, workspace):
             built = svc.build_digest(session, workspace=workspace, now=command.now)
-            blocks = blocks_for(built, workspace, preview=True)
-        if len(blocks) > MESSAGE_BLOCKS:  # an ephemeral message has no thread to continue in: keep the legend
-            kept, hidden, legend = blocks[: MESSAGE_BLOCKS - 2], blocks[MESSAGE_BLOCKS - 2 : -1], blocks[-1]
-            lines = sum(1 for block in hidden if block.get("type") == "section")
-            note = {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"…{lines} more lines in the full digest, posted weekly to the managers' channel.")}]}
-            blocks = [*kept, note, legend]
+            blocks = preview_blocks(built, workspace)
         return Reply(text=fallback_text(built), blocks=blocks)
     actor = command.actor()
     with command.work() as (session, workspace):

@@ -29,6 +29,19 @@ def blocks_for(digest: Digest, workspace: Workspace, *, preview: bool = False) -
     return render("digest.j2", digest=digest, preview=preview, weights=weights)
 
 
+def preview_blocks(digest: Digest, workspace: Workspace) -> list:
+    """The digest as one ephemeral message (`/crm digest`): it has no thread to continue in, so a long one is cut,
+    keeping the legend and saying how many lines are in the full digest."""
+    blocks = blocks_for(digest, workspace, preview=True)
+    if len(blocks) <= MESSAGE_BLOCKS:
+        return blocks
+    kept, hidden, legend = blocks[: MESSAGE_BLOCKS - 2], blocks[MESSAGE_BLOCKS - 2 : -1], blocks[-1]
+    lines = sum(1 for block in hidden if block.get("type") == "section")
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+        f"…{lines} more lines in the full digest, posted weekly to the managers' channel.")}]}
+    return [*kept, note, legend]
+
+
 def split(blocks: list, limit: int = MESSAGE_BLOCKS) -> list[list]:
     """Messages of at most `limit` blocks; a header never ends a message (it moves on with its section)."""
     messages, current = [], []

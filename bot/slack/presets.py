@@ -54,6 +54,12 @@ def install(fake) -> None:
         fake.add_channel(c.id, name=c.name, members=c.members, is_ext_shared=c.is_ext_shared)
 
 
+def set_up_as_console(workspace) -> None:
+    """The console's workspace settings: mei manages, #managers receives the digest."""
+    workspace.managers = [person("mei").id]
+    workspace.digest_channel = "C0MANAGERS"
+
+
 def prepare_workspace(runtime) -> None:
     """The simulated workspace, the first time: mei manages and #managers receives the digest."""
     from bot.db import session_scope
@@ -64,6 +70,5 @@ def prepare_workspace(runtime) -> None:
         fresh = session.get(Workspace, HOME_TEAM) is None
         workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=runtime.clock.now(), name="Rapport (console)")
         if fresh:
-            workspace.managers = [person("mei").id]
-            workspace.digest_channel = "C0MANAGERS"
+            set_up_as_console(workspace)
             session.add(workspace)
