@@ -9,7 +9,6 @@ from concurrent.futures import Executor
 from slack_bolt import App, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
@@ -20,6 +19,7 @@ from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
 from bot.slack.acks import AckWaitingExecutor, wait_for_ack
+from bot.slack.installs import clients_of
 from bot.slack.state import workspace_of
 from handlers import surveys
 from models import oauth
@@ -84,12 +84,7 @@ def build_app(
                 client_id=settings.slack_client_id,
                 client_secret=settings.slack_client_secret,
                 scopes=BOT_SCOPES,
-                installation_store=SQLAlchemyInstallationStore(
-                    settings.slack_client_id,
-                    runtime.engine,
-                    bots_table_name=oauth.BOTS_TABLE,
-                    installations_table_name=oauth.INSTALLATIONS_TABLE,
-                ),
+                installation_store=clients_of(runtime).store,  # a save (reinstall) resumes a paused workspace
                 state_store=SQLAlchemyOAuthStateStore(
                     expiration_seconds=600, engine=runtime.engine, table_name=oauth.OAUTH_STATES_TABLE
                 ),

@@ -4,6 +4,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
@@ -26,6 +27,8 @@ class Runtime:
     process: str = field(default_factory=process_name)
     # When each scheduled job last ran by this runtime's clock, so a moved clock runs each at its own pace.
     last_ticks: dict = field(default_factory=dict)
+    # The Slack client of each workspace for background work (bot.slack.client.client_for), made on first use.
+    clients: Any = None
 
 
 def open_runtime(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:

@@ -94,6 +94,9 @@ def _run_safely(name: str, tick: Tick, runtime: Runtime) -> None:
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    from bot.slack.installs import resume_for_new_token
+
+    resume_for_new_token(runtime)
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     for name, interval, tick in TICKS:
         scheduler.add_job(

@@ -2,12 +2,12 @@
 
 from slack_bolt import App
 
-from handlers import config, crm, customers, digest, forms, help, home, reminders, stats, surveys
+from handlers import config, crm, customers, digest, forms, help, home, reminders, stats, surveys, workspaces
 
 
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, config):
+    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, config, workspaces):
         feature.register(app, router)
     return router

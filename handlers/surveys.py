@@ -88,7 +88,7 @@ def register(app: App, router: Router) -> None:
 
     def redrawer(runtime: Runtime) -> CountRedrawer:
         if not redrawers:
-            redrawers.append(CountRedrawer(runtime, runtime.client))
+            redrawers.append(CountRedrawer(runtime))  # each survey redrawn with its workspace's client
         return redrawers[0]
 
     @app.action(ANSWER)

@@ -38,6 +38,11 @@ class Workspace(SQLModel, table=True):
     survey_close_days: int = 7
     survey_allow_internal: bool = False
 
+    # Set while Slack refuses the workspace's bot token (uninstalled, revoked): its scheduled work waits.
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paused_reason: str | None = Field(default=None, max_length=64)
+    paused_token: str | None = Field(default=None, max_length=16)  # fingerprint of the refused token
+
 
 class SlackUser(SQLModel, table=True):
     """What Slack told us about a person (time zone, admin flags, team), refreshed from users.info."""

@@ -11,6 +11,7 @@ from bot.services.digest import build_digest, sparkline
 from bot.services.health import band as health_band
 from bot.services.health import week_start as health_week_start
 from bot.services.workspaces import ensure_workspace
+from bot.slack.client import client_for
 from bot.slack.digest import run_weekly
 from bot.slack.lines import no_survey_line
 from bot.slack.presets import HOME_TEAM
@@ -317,7 +318,7 @@ def test_when_the_thread_of_a_long_digest_fails_the_top_message_is_not_posted_ag
 
     setup_accounts(slack, clock)
     monkeypatch.setattr(posting, "split", lambda blocks: [blocks[:3], blocks[3:]])  # a digest in two messages
-    client = slack.runtime.client
+    client = client_for(slack.runtime, HOME_TEAM)  # the client the digest is posted with
     post = client.chat_postMessage
 
     def refuse_the_thread(**kwargs):

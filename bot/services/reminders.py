@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from bot.errors import BadInput, NotFound, PermissionDenied
 from bot.services.names import clean_text
+from bot.services.workspaces import not_paused
 from bot.services.worktime import WorkingHours
 from models import Customer, Reminder, Workspace
 from models.enums import ReminderKind, ReminderStatus, Tier
@@ -154,7 +155,7 @@ def _revisits_to_plan(now: datetime, horizon: timedelta, limit: int):
     return (
         select(Customer.id, Customer.workspace_id, Customer.owner_id, Customer.revisit_due_at)
         .where(Customer.revisit_due_at <= now + horizon, Customer.owner_id.is_not(None),
-               Customer.stage != "churned", ~open_revisit)
+               Customer.stage != "churned", ~open_revisit, not_paused(Customer.workspace_id))
         .order_by(Customer.revisit_due_at)
         .limit(limit)
     )
@@ -201,7 +202,8 @@ def claim_due(session: Session, *, now: datetime, process: str, limit: int = 100
         and_(Reminder.status == ReminderStatus.claimed, Reminder.lease_expires_at < now),
     )
     # By owner, so that one owner's backlog after an outage lands in one claim and goes out as one summary.
-    candidates = select(Reminder.id).where(due).order_by(Reminder.workspace_id, Reminder.owner_id,
+    # A paused workspace's rows wait where they are (Slack refuses its token): skipped in this same statement.
+    candidates = select(Reminder.id).where(due, not_paused(Reminder.workspace_id)).order_by(Reminder.workspace_id, Reminder.owner_id,
                                                          Reminder.next_attempt_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
@@ -293,7 +295,7 @@ def due_escalations(session: Session, *, now: datetime, hours_for) -> list[Claim
         select(Reminder, Customer)
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(Reminder.status == ReminderStatus.delivered, Reminder.kind == ReminderKind.followup,
-               Reminder.escalated_at.is_(None), Customer.tier == Tier.key,
+               Reminder.escalated_at.is_(None), Customer.tier == Tier.key, not_paused(Reminder.workspace_id),
                Reminder.delivered_at <= now - timedelta(days=ESCALATE_AFTER_WORKING_DAYS))
         .limit(500)
     ).all()
@@ -316,7 +318,8 @@ def mark_escalated(session: Session, *, reminder_id: int, now: datetime) -> bool
 def failed_unreported(session: Session, *, limit: int = 100) -> list[Reminder]:
     return list(session.exec(
         select(Reminder)
-        .where(Reminder.status == ReminderStatus.failed, Reminder.failure_reported_at.is_(None))
+        .where(Reminder.status == ReminderStatus.failed, Reminder.failure_reported_at.is_(None),
+               not_paused(Reminder.workspace_id))
         .limit(limit)
     ).all())
 

@@ -13,6 +13,7 @@ from bot.errors import BadInput, NotFound
 from bot.services import reminders
 from bot.services.names import clean_text
 from bot.services.scores import survey_score
+from bot.services.workspaces import not_paused
 from bot.services.worktime import WorkingHours
 from models import Customer, Survey, SurveyResponse, Workspace
 from models.enums import SurveyKind, SurveyStatus
@@ -175,7 +176,8 @@ def stale_counts(session: Session, *, limit: int = 100) -> list[int]:
               .group_by(SurveyResponse.survey_id).subquery())
     return list(session.exec(
         select(Survey.id).join(counts, counts.c.survey_id == Survey.id)
-        .where(Survey.status == SurveyStatus.open, Survey.message_ts.is_not(None), counts.c.n != Survey.shown_count)
+        .where(Survey.status == SurveyStatus.open, Survey.message_ts.is_not(None), counts.c.n != Survey.shown_count,
+               not_paused(Survey.workspace_id))
         .limit(limit)
     ).all())
 
@@ -193,7 +195,8 @@ def close(session: Session, *, survey: Survey, now: datetime) -> bool:
 
 def due_to_close(session: Session, *, now: datetime, limit: int = 100) -> list[Survey]:
     return list(session.exec(
-        select(Survey).where(Survey.status == SurveyStatus.open, Survey.closes_at <= now).limit(limit)
+        select(Survey).where(Survey.status == SurveyStatus.open, Survey.closes_at <= now,
+                            not_paused(Survey.workspace_id)).limit(limit)
     ).all())
 
 
@@ -235,4 +238,5 @@ def unclaim_summary(session: Session, *, survey_id: int) -> None:
 
 def summaries_owed(session: Session, *, limit: int = 100) -> list[Survey]:
     return list(session.exec(select(Survey).where(Survey.status == SurveyStatus.closed,
-                                                  Survey.summary_sent_at.is_(None)).limit(limit)).all())
+                                                  Survey.summary_sent_at.is_(None),
+                                                  not_paused(Survey.workspace_id)).limit(limit)).all())

@@ -28,6 +28,14 @@ def make_client(*, base_url: str, token: str | None = None, timeout: int = TIMEO
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=retry_handlers())
 
 
+def client_for(runtime, team_id: str) -> WebClient:
+    """The Slack client for workspace `team_id`, for work outside a request (a request uses Bolt's client).
+    Raises bot.slack.installs.WorkspacePaused when Slack refuses the workspace's token or it is not installed."""
+    from bot.slack.installs import clients_of
+
+    return clients_of(runtime).for_team(team_id)
+
+
 def post_to_each(client: WebClient, targets: list[str], *, text: str, blocks: list) -> int:
     """A notice (to managers, say) posted to each target; one that fails is logged, not raised, so the others
     still get it. Returns how many got it. `text` is the notification fallback, already safe mrkdwn."""

@@ -13,7 +13,8 @@ from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
 from bot.services.reminders import PERMANENT_ERRORS
-from bot.slack.client import post_to_each
+from bot.slack.client import client_for, post_to_each
+from bot.slack.installs import TokenRefused, WorkspacePaused
 from bot.slack.render import channel, render, user
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
@@ -90,8 +91,8 @@ def run_weekly(runtime: Runtime) -> int:
         workspaces = list(session.exec(select(Workspace)).all())
     posted = 0
     for workspace in workspaces:
-        if not workspace.digest_channel and not workspace.digest_subscribers:
-            continue
+        if workspace.paused_at is not None or (not workspace.digest_channel and not workspace.digest_subscribers):
+            continue  # a paused workspace's digest waits for its reinstall
         due = svc.due_moment(workspace, now)
         if due < workspace.created_at:  # a workspace installed after its digest time waits for the next one
             continue
@@ -105,12 +106,16 @@ def run_weekly(runtime: Runtime) -> int:
 
 def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
     now = runtime.clock.now()
+    try:
+        client = client_for(runtime, workspace_id)
+    except WorkspacePaused:
+        return False  # not claimed: it is posted after a reinstall
     with session_scope(runtime.engine) as session:  # the claim is committed on its own, whatever follows
         run = svc.claim_run(session, workspace_id=workspace_id, period=period, process=runtime.process, now=now)
         if run is None:
             return False
     try:
-        errors, workspace = _deliver(runtime, run, now)
+        errors, workspace = _deliver(runtime, client, run, now)
     except Exception:  # our own failure (a template, the database): it waits and retries like Slack's
         with session_scope(runtime.engine) as session:
             svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
@@ -120,11 +125,11 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
         given_up = svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
                                   errors=errors, permanent=PERMANENT_ERRORS)
     if given_up:
-        tell_managers(runtime, workspace, period, given_up)
+        tell_managers(client, workspace, period, given_up)
     return not errors
 
 
-def _deliver(runtime: Runtime, run, now) -> tuple[dict[str, str], Workspace]:
+def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Workspace]:
     """Build the digest and post it where it has not gone yet: ({destination: Slack error}, the workspace)."""
     with session_scope(runtime.engine) as session:
         workspace = session.get(Workspace, run.workspace_id)
@@ -149,7 +154,10 @@ def _deliver(runtime: Runtime, run, now) -> tuple[dict[str, str], Workspace]:
         if destination in run.delivered_to or destination in run.given_up:
             continue
         try:
-            post_to(runtime.client, destination, digest, workspace, delivered_to(destination))
+            post_to(client, destination, digest, workspace, delivered_to(destination))
+        except TokenRefused:  # the workspace is paused now: the run waits (resuming makes it due again)
+            errors[destination] = "workspace_paused"
+            break
         except SlackApiError as exc:
             errors[destination] = exc.response.get("error") or f"http_{exc.response.status_code}"
         except OSError as exc:  # connection refused, reset, timed out after the client's own retries
@@ -158,7 +166,7 @@ def _deliver(runtime: Runtime, run, now) -> tuple[dict[str, str], Workspace]:
     return errors, workspace
 
 
-def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:
+def tell_managers(client, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:
     """Once per period and destination: where the digest could not go, why, and what fixes it."""
     lines = [f"• {user(dest) if dest.startswith(('U', 'W')) else channel(dest)}: `{escape_mrkdwn(error)}`" + (f" — {FIXES[error]}" if error in FIXES else "")
              for dest, error in given_up.items()]
@@ -166,7 +174,7 @@ def tell_managers(runtime: Runtime, workspace: Workspace, period: str, given_up:
     text = (f":warning: The key-account digest {period} could not be posted:\n" + "\n".join(lines)
             + ("\nSet its channel with `/crm config digest-channel #channel`." if channel_failed else "")
             + "\nThis week's digest is not sent again there; `/crm digest` shows it now.")
-    post_to_each(runtime.client, list(workspace.managers), blocks=render("notice.j2", text=text),
+    post_to_each(client, list(workspace.managers), blocks=render("notice.j2", text=text),
                  text=f"The key-account digest {period} could not be posted everywhere")
     if not workspace.managers:
         log.warning("digest %s of %s could not be posted (%s) and no manager is configured to tell", period,

@@ -21,7 +21,8 @@ from bot.runtime import Runtime
 from bot.services import reminders as svc
 from bot.services.worktime import hours_lookup, stale_zones
 from bot.slack import people
-from bot.slack.client import post_to_each
+from bot.slack.client import client_for, post_to_each
+from bot.slack.installs import TokenRefused, WorkspacePaused
 from bot.slack.render import render
 from bot.slack.text import escape_mrkdwn
 from models import Workspace
@@ -201,7 +202,11 @@ class Dispatcher:
         with session_scope(self.runtime.engine) as session:
             stale = stale_zones(session, owners, now=now)
         for workspace_id, owner_id in stale:
-            people.lookup(self.runtime, self.runtime.client, workspace_id=workspace_id, user_id=owner_id)
+            try:
+                client = client_for(self.runtime, workspace_id)
+            except WorkspacePaused:
+                continue  # its reminders are not claimed until it is reinstalled
+            people.lookup(self.runtime, client, workspace_id=workspace_id, user_id=owner_id)
 
     def render(self, message: Message) -> tuple[list, str]:
         now = self.runtime.clock.now()
@@ -235,8 +240,12 @@ class Dispatcher:
             with self.limiter.slot():
                 if self._lease_running_out(message):  # a slow batch (rate limits): another process may take it
                     return 0, 0, svc.LEASE_EXPIRED, None
-                response = runtime.client.chat_postMessage(channel=message.owner_id, text=escape_mrkdwn(text),
-                                                           blocks=blocks, metadata=metadata, unfurl_links=False)
+                client = client_for(runtime, message.workspace_id)
+                response = client.chat_postMessage(channel=message.owner_id, text=escape_mrkdwn(text),
+                                                   blocks=blocks, metadata=metadata, unfurl_links=False)
+        except (WorkspacePaused, TokenRefused):  # not the reminder's fault: it waits, pending, for a reinstall
+            self._put_back(message)
+            return 0, 0, "workspace_paused", None
         except SlackApiError as exc:
             error = exc.response.get("error") or f"http_{exc.response.status_code}"
             retry_after = _retry_after(exc)
@@ -267,6 +276,13 @@ class Dispatcher:
             svc.mark_failed(session, reminder_ids=message.ids, process=self.runtime.process,
                             now=self.runtime.clock.now(), error=error, retry_after=retry_after)
 
+    def _put_back(self, message: Message) -> None:
+        """Unclaimed as it was, no attempt counted: the workspace is paused and the claim query skips it."""
+        with session_scope(self.runtime.engine) as session:
+            for claim in message.claims:
+                svc.release(session, reminder_id=claim.reminder.id, process=self.runtime.process,
+                            deliver_at=claim.reminder.deliver_at)
+
     def _already_posted(self, message: Message) -> bool:
         """After an attempt whose outcome we could not see (a timeout, a 5xx, a process that died holding the
         claim), look for our own message in the DM before posting again, so the reminder does not come twice."""
@@ -274,8 +290,9 @@ class Dispatcher:
                    for c in message.claims):
             return False
         try:
-            dm = self.runtime.client.conversations_open(users=message.owner_id)["channel"]["id"]
-            history = self.runtime.client.conversations_history(channel=dm, limit=50, include_all_metadata=True)
+            client = client_for(self.runtime, message.workspace_id)
+            dm = client.conversations_open(users=message.owner_id)["channel"]["id"]
+            history = client.conversations_history(channel=dm, limit=50, include_all_metadata=True)
         except Exception:  # cannot tell: post, and accept the small chance of a repeat
             return False
         found: dict[int, str] = {}  # reminder id → ts of a message of ours that carries it
@@ -327,7 +344,12 @@ class Dispatcher:
         if not targets:
             log.warning("workspace %s has no managers or managers' channel to tell: %s", workspace.id, text)
             return 0
-        return post_to_each(self.runtime.client, targets, text=escape_mrkdwn(text), blocks=blocks)
+        try:
+            client = client_for(self.runtime, workspace.id)
+        except WorkspacePaused as paused:
+            log.warning("could not tell the managers of %s (%s): %s", workspace.id, paused.reason, text)
+            return 0
+        return post_to_each(client, targets, text=escape_mrkdwn(text), blocks=blocks)
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

@@ -1,5 +1,6 @@
 """Survey messages in Slack: posting with clear refusals, a throttled live count, closing with a summary."""
 
+import contextlib
 import logging
 import math
 import threading
@@ -16,6 +17,8 @@ from bot.errors import BadInput
 from bot.runtime import Runtime
 from bot.services import surveys as svc
 from bot.services.workspaces import get_workspace
+from bot.slack.client import client_for
+from bot.slack.installs import WorkspacePaused
 from bot.slack.render import render
 from models import Customer, Survey
 from models.enums import SurveyKind
@@ -130,9 +133,8 @@ class CountRedrawer:
     at most one redraw per REDRAW_EVERY per survey (claimed in the database, so across processes too), and a
     timer makes sure the last click's count is shown once the window has passed."""
 
-    def __init__(self, runtime: Runtime, client):
+    def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.client = client
         self._timers: dict[int, threading.Timer] = {}
         self._redrawn: dict[int, float] = {}  # survey id -> time.monotonic() of this process's last redraw
         self._lock = threading.Lock()
@@ -170,7 +172,12 @@ class CountRedrawer:
             self._redrawn[survey_id] = time.monotonic()
         blocks, text = message(survey, count)
         try:
-            self.client.chat_update(channel=survey.channel_id, ts=survey.message_ts, blocks=blocks, text=text)
+            client_for(self.runtime, survey.workspace_id).chat_update(channel=survey.channel_id, ts=survey.message_ts,
+                                                                      blocks=blocks, text=text)
+        except WorkspacePaused:
+            log.info("survey %s not redrawn: its workspace is paused", survey_id)
+            with session_scope(self.runtime.engine) as session:
+                svc.shown(session, survey_id=survey_id, shown_count=-1)  # redrawn once it is reinstalled
         except SlackApiError as exc:
             log.warning("could not redraw survey %s: %s", survey_id, exc.response.get("error"))
             with session_scope(self.runtime.engine) as session:
@@ -251,10 +258,14 @@ def close_due(runtime: Runtime) -> int:
     """The scheduler's pass: close what is due, and send summaries still owed from earlier failures."""
     with session_scope(runtime.engine) as session:
         due = svc.due_to_close(session, now=runtime.clock.now())
-    closed = sum(close_and_report(runtime, runtime.client, survey) for survey in due)
+    closed = 0
+    for survey in due:
+        with contextlib.suppress(WorkspacePaused):  # paused since the query: its survey closes after a reinstall
+            closed += close_and_report(runtime, client_for(runtime, survey.workspace_id), survey)
     with session_scope(runtime.engine) as session:
         owed = svc.summaries_owed(session)
     for survey in owed:
-        send_summary(runtime, runtime.client, survey)
-    CountRedrawer(runtime, runtime.client).catch_up()  # counts left stale by a crash or a failed redraw
+        with contextlib.suppress(WorkspacePaused):
+            send_summary(runtime, client_for(runtime, survey.workspace_id), survey)
+    CountRedrawer(runtime).catch_up()  # counts left stale by a crash or a failed redraw
     return closed
