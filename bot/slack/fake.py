@@ -22,6 +22,8 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from bot.slack.fake_tokens import FakeTokens
+
 __all__ = [
     "Call",
     "FakeSlack",
@@ -325,6 +327,7 @@ class Call:
     status: int
     at: float
     path: str = ""
+    token: str | None = None  # the token it carried: tests check each workspace's calls carry its own
 
 
 @dataclass
@@ -440,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class FakeSlack:
+class FakeSlack(FakeTokens):
     """A Slack Web API double served over real HTTP.
 
     Point a real client at it: ``WebClient(token="xoxb-test", base_url=fake.api_url)``.
@@ -471,6 +474,7 @@ class FakeSlack:
         team_domain: str = "rapport-test",
         app_id: str = "A0001",
         port: int = 0,
+        strict_tokens: bool = False,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -499,6 +503,7 @@ class FakeSlack:
         self._ephemeral: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._views: dict[str, dict[str, Any]] = {}
         self._home: dict[str, dict[str, Any]] = {}
+        self._init_tokens(strict_tokens=strict_tokens)  # tokens, teams and OAuth: bot/slack/fake_tokens.py
 
         self._methods = {
             "auth.test": self._auth_test,
@@ -520,6 +525,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "views.publish": self._views_publish,
             "reactions.add": self._reactions_add,
+            "oauth.v2.access": self._oauth_v2_access,
         }
         self.add_user(bot_user_id, name="rapport", is_bot=True)
 
@@ -798,15 +804,16 @@ class FakeSlack:
             parse_error = False
 
         if url.path.startswith("/response/"):
-            self._serve(req, "response_url", args, at, url.path, parse_error, authed=True)
+            self._serve(req, "response_url", args, at, url.path, parse_error, token=None)
             return
         if not url.path.startswith("/api/"):
             req.send_json(404, {"ok": False, "error": "not_found"})
             return
         method = url.path[len("/api/") :]
         auth = req.headers.get("Authorization", "")
-        authed = (auth.startswith("Bearer ") and len(auth) > len("Bearer ")) or bool(args.get("token"))
-        self._serve(req, method, args, at, url.path, parse_error, authed=authed)
+        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else args.get("token")
+        self._local.basic = self._basic_auth(auth)
+        self._serve(req, method, args, at, url.path, parse_error, token=token or None)
 
     def _serve(
         self,
@@ -817,7 +824,7 @@ class FakeSlack:
         path: str,
         parse_error: bool,
         *,
-        authed: bool,
+        token: str | None,
     ) -> None:
         delay = self._latency.get(method) or self._latency.get("*")
         if delay:
@@ -825,9 +832,10 @@ class FakeSlack:
 
         headers: dict[str, str] | None = None
         hold_back = 0.0
-        fault = self._take_fault(method) if authed and not parse_error else None
-        if not authed:
-            status, response = 200, {"ok": False, "error": "not_authed"}
+        refused = self._token_refusal(method, token)
+        fault = self._take_fault(method) if not refused and not parse_error else None
+        if refused:
+            status, response = 200, {"ok": False, "error": refused}
         elif parse_error:
             status, response = 200, {"ok": False, "error": "invalid_json"}
         elif fault is not None and fault.error == "ratelimited":
@@ -843,7 +851,7 @@ class FakeSlack:
                 hold_back = 5.0 if fault.delay is None else fault.delay
             status, response = self._dispatch(method, args)
 
-        call = Call(method, args, response, status, at, path)
+        call = Call(method, args, response, status, at, path, token)
         with self._called:
             self._calls.append(call)
             self._called.notify_all()
@@ -889,12 +897,13 @@ class FakeSlack:
     # -- methods -----------------------------------------------------------------------------------------------
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        team_id = self._answering_team()
         return {
             "ok": True,
             "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_name,
+            "team": self._teams.get(team_id, self.team_name),
             "user": "rapport",
-            "team_id": self.team_id,
+            "team_id": team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "app_id": self.app_id,
@@ -907,7 +916,7 @@ class FakeSlack:
             "user": self.bot_user_id,
             "bot_id": self.bot_id,
             "app_id": self.app_id,
-            "team": self.team_id,
+            "team": self._answering_team(),
             "text": args.get("text") or "",
             "ts": ts,
         }
@@ -1126,8 +1135,8 @@ class FakeSlack:
         return {
             "ok": True,
             "team": {
-                "id": self.team_id,
-                "name": self.team_name,
+                "id": self._answering_team(),
+                "name": self._teams.get(self._answering_team(), self.team_name),
                 "domain": self.team_domain,
                 "email_domain": "",
                 "url": f"https://{self.team_domain}.slack.com/",
