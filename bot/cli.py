@@ -118,6 +118,31 @@ def _workspace_for(session, given: str | None, *, now, create: bool):
     raise _Refused(f"the database holds several workspaces; choose one with --workspace: {listed}")
 
 
+def _ask_slack_for(settings: Settings, engine, workspace: str | None):
+    """users.lookupByEmail with the import's workspace's own client (its installation's token under OAuth)."""
+    from bot.clock import SystemClock
+    from bot.db import read_scope
+    from bot.errors import LookupFailed
+    from bot.runtime import Runtime
+    from bot.slack.client import client_for, make_client
+    from bot.slack.installs import WorkspacePaused
+    from bot.slack.people import find_by_email
+
+    runtime = Runtime(settings=settings, engine=engine, clock=SystemClock(),
+                      client=make_client(base_url=settings.slack_api_url, token=settings.slack_bot_token))
+
+    def ask(email: str):
+        with read_scope(engine) as session:
+            team = _workspace_for(session, workspace, now=runtime.clock.now(), create=False).id
+        try:
+            client = client_for(runtime, team)
+        except WorkspacePaused as paused:
+            raise LookupFailed(f"workspace {team} is not installed or its token is refused ({paused.reason})") from None
+        return find_by_email(client, email)
+
+    return ask
+
+
 def _open_database(settings: Settings | None = None):
     from bot.db import make_engine, upgrade
 
@@ -173,14 +198,10 @@ def import_(
     total = None if file == "-" else os.fstat(raw.fileno()).st_size
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     settings = _settings()
-    ask_slack = None
-    if settings.slack_bot_token:  # owners given by an e-mail nobody has mentioned to Rapport yet: ask Slack
-        from bot.slack.client import make_client
-        from bot.slack.people import find_by_email
-
-        client = make_client(base_url=settings.slack_api_url, token=settings.slack_bot_token)
-        ask_slack = lambda email: find_by_email(client, email)  # noqa: E731
     engine = _open_database(settings)
+    ask_slack = None
+    if settings.slack_bot_token or settings.oauth:  # owners by an e-mail nobody has mentioned yet: ask Slack
+        ask_slack = _ask_slack_for(settings, engine, workspace)
     stderr = Console(stderr=True)
     bar = Progress(TextColumn("importing"), BarColumn(), DownloadColumn(), RowsColumn(), TimeElapsedColumn(),
                    console=stderr, disable=not stderr.is_terminal)
