@@ -53,6 +53,7 @@ Console actions (one per line):
   home                      open your App Home tab
   advance <N>m|h|d|w        move the clock forward (e.g. advance 2h, advance 7d) and run scheduled work
   now                       print the simulated time
+  uninstall | reinstall     remove Rapport from the workspace (its reminders and digest wait), install it again
   help                      this list;  /crm help lists the bot's own commands
   quit | exit               leave (so does Ctrl-D)
 Lines starting with # are comments."""
@@ -533,6 +534,8 @@ class Console:
                 self._open_home()
             elif verb == "advance":
                 self._advance(rest)
+            elif verb in ("uninstall", "reinstall"):
+                self._lifecycle(verb)
             elif verb == "now":
                 self._write(f"(it is {self._time()})", "time")
             elif verb in ("help", "?"):
@@ -885,6 +888,25 @@ class Console:
             run_due_work(self.runtime)
             self._settle(None, None, stamp=True)
         self._write(f"(it is now {self._time()})", "time")
+
+    def _lifecycle(self, verb: str) -> None:
+        """An admin removes the app (Slack revokes its token and sends app_uninstalled), or installs it again
+        (a new bot token configured, as an operator would after reinstalling)."""
+        from bot.slack.installs import clients_of, resume_for_new_token
+
+        if verb == "uninstall":
+            self.fake.revoke(presets.HOME_TEAM)
+            self.sim.event({"type": "app_uninstalled"})
+            self.executor.wait_idle()
+            self._write("(Rapport was removed from the workspace: its reminders and digest wait, its data is kept)",
+                        "time")
+            return
+        self.runtime.client.token = self.fake.issue_token(presets.HOME_TEAM)
+        clients_of(self.runtime).forget(presets.HOME_TEAM)
+        resume_for_new_token(self.runtime)
+        self._write("(Rapport was installed again: what fell due meanwhile comes now, marked late)", "time")
+        run_due_work(self.runtime, everything=True)
+        self._settle(None, None, stamp=True)
 
     def sync(self) -> None:
         """Print (and remember) what the bot sent since the last action, without doing anything."""

@@ -225,3 +225,22 @@ def test_uninstalling_pauses_the_workspace_and_a_new_token_at_start_resumes_it(s
     [dm] = fake_slack.calls("chat.postMessage")
     assert dm.token == "xoxb-reinstalled" and "late" in str(dm.args["blocks"]).lower()
     assert statuses(reinstalled) == {HOME_TEAM: ["delivered"]}
+
+
+def test_in_the_console_an_uninstalled_workspace_waits_and_reinstalling_delivers_late(tmp_path):
+    import io
+
+    from bot.clock import ManualClock
+    from bot.console import Console
+    from tests.conftest import MONDAY_9_UTC
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/console.db", _env_file=None)
+    with Console(settings, out=io.StringIO(), clock=ManualClock(MONDAY_9_UTC)) as console:
+        for line in ('/crm add "Acme Corp" tier:key owner:@alice', "/crm remind acme in 1d Send the proposal",
+                     "uninstall", "advance 2d"):
+            console.run_line(line)
+        out = console.out.getvalue()
+        assert "removed from the workspace" in out and "[DM to alice]" not in out
+        console.run_line("reinstall")
+        dm = console.out.getvalue()[len(out):]
+        assert dm.count("[DM to alice]") == 1 and "*Late* — *Follow up with Acme Corp*" in dm
