@@ -19,7 +19,7 @@ from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
 from bot.slack.acks import AckWaitingExecutor, wait_for_ack
-from bot.slack.installs import clients_of
+from bot.slack.installs import RequestAuthorize, clients_of
 from bot.slack.state import workspace_of
 from handlers import surveys
 from models import oauth
@@ -85,10 +85,12 @@ def build_app(
                 client_secret=settings.slack_client_secret,
                 scopes=BOT_SCOPES,
                 installation_store=clients_of(runtime).store,  # a save (reinstall) resumes a paused workspace
+                token_rotation_expiration_minutes=clients_of(runtime).minutes_before_expiration,
                 state_store=SQLAlchemyOAuthStateStore(
                     expiration_seconds=600, engine=runtime.engine, table_name=oauth.OAUTH_STATES_TABLE
                 ),
             ),
+            authorize=RequestAuthorize(runtime),  # refreshes a rotating token as background work does
             **common,
         )
     else:

@@ -244,3 +244,26 @@ def test_in_the_console_an_uninstalled_workspace_waits_and_reinstalling_delivers
         console.run_line("reinstall")
         dm = console.out.getvalue()[len(out):]
         assert dm.count("[DM to alice]") == 1 and "*Late* — *Follow up with Acme Corp*" in dm
+
+
+def test_a_request_and_background_work_refresh_an_expiring_token_once(oauth, oauth_fake):
+    from bot.app import build_app
+    from bot.slack.simulate import Person, SlackSimulator, TrackingExecutor
+
+    old = install(oauth, oauth_fake, ACME, rotating=True, expires_in=60)
+    executor = TrackingExecutor()
+    app = build_app(oauth, listener_executor=executor)
+    sim = SlackSimulator(app, signing_secret="s", team_id=ACME,
+                         response_url_base=oauth_fake.response_url("x").rsplit("/", 1)[0])
+    try:
+        answered = sim.command(Person(OWNER[ACME], "anna", ACME), "C0ANY", "list")
+        executor.wait_idle()
+    finally:
+        executor.shutdown(wait=True)
+    assert answered.status == 200
+    [refresh] = [c for c in oauth_fake.calls("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"]
+    fresh = refresh.response["access_token"]
+    [lookup] = oauth_fake.calls("users.info")  # the request checked its user with the refreshed token
+    assert lookup.token == fresh != old
+    assert client_for(oauth, ACME).token == fresh  # background work finds it: no second refresh
+    assert len([c for c in oauth_fake.calls("oauth.v2.access") if c.args.get("grant_type")]) == 1

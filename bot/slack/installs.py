@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Installation
@@ -140,13 +141,13 @@ class WorkspaceClients:
         bot = self.store.find_bot(enterprise_id=None, team_id=team_id)
         if bot is None:
             raise WorkspacePaused(team_id, "not_installed")
-        if self._expiring(bot):
+        if self.expiring(bot):
             bot = self.rotate(team_id)
         if bot.bot_token_expires_at is None:
             return bot.bot_token, CACHE_SECONDS
         return bot.bot_token, bot.bot_token_expires_at - time.time() - self.minutes_before_expiration * 60
 
-    def _expiring(self, bot: Bot) -> bool:
+    def expiring(self, bot: Bot) -> bool:
         return bool(bot.bot_refresh_token and bot.bot_token_expires_at is not None
                     and bot.bot_token_expires_at <= time.time() + self.minutes_before_expiration * 60)
 
@@ -176,12 +177,16 @@ class WorkspaceClients:
                 raise WorkspacePaused(team_id, "refresh_failed") from exc
             if refreshed is None:
                 return bot
-            expires = datetime.fromtimestamp(refreshed.bot_token_expires_at, UTC)
+            values = dict(bot_token=refreshed.bot_token, bot_refresh_token=refreshed.bot_refresh_token,
+                          bot_token_expires_at=normalize_datetime_for_db(
+                              datetime.fromtimestamp(refreshed.bot_token_expires_at, UTC)))
+            session.connection().execute(table.update().where(table.c.id == row["id"]).values(**values))
+            # Bolt reads a request's bot token from the installation: it gets the new one too.
+            installs = self.store.installations
             session.connection().execute(
-                table.update().where(table.c.id == row["id"])
-                .values(bot_token=refreshed.bot_token, bot_refresh_token=refreshed.bot_refresh_token,
-                        bot_token_expires_at=normalize_datetime_for_db(expires))
-            )
+                installs.update().where(installs.c.client_id == self.store.client_id,
+                                        installs.c.team_id == team_id, installs.c.bot_token == bot.bot_token)
+                .values(**values))
             log.info("workspace %s: bot token refreshed", team_id)
             return refreshed
 
@@ -206,6 +211,35 @@ class WorkspaceClients:
         if first:
             log.warning("workspace %s paused: Slack refuses its bot token (%s); its reminders and digest wait "
                         "until it is reinstalled", team_id, reason)
+
+
+class RequestAuthorize(InstallationStoreAuthorize):
+    """Bolt's authorization for requests, refreshing an expiring bot token the way background work does (one
+    refresh under the workspace's lock), so a request and the scheduler never spend the refresh token twice."""
+
+    def __init__(self, runtime: Runtime):
+        clients = clients_of(runtime)
+        super().__init__(logger=logging.getLogger("slack_bolt.App"), installation_store=clients.store,
+                         client_id=runtime.settings.slack_client_id,
+                         client_secret=runtime.settings.slack_client_secret,
+                         token_rotation_expiration_minutes=clients.minutes_before_expiration, client=runtime.client)
+        self.runtime = runtime
+
+    def _rotate_and_save_tokens_if_necessary(self, installation):
+        if installation is None or not installation.bot_refresh_token or installation.user_refresh_token:
+            return super()._rotate_and_save_tokens_if_necessary(installation)  # no rotation, or a user token too
+        clients = clients_of(self.runtime)
+        if not clients.expiring(installation.to_bot()):
+            return None
+        try:
+            fresh = clients.rotate(installation.team_id)
+        except WorkspacePaused as paused:  # Bolt answers "authorization failed" and logs it
+            raise SlackTokenRotationError(SlackApiError(paused.reason, {"ok": False, "error": paused.reason})) \
+                from paused
+        clients.forget(installation.team_id)
+        installation.bot_token, installation.bot_refresh_token = fresh.bot_token, fresh.bot_refresh_token
+        installation.bot_token_expires_at = fresh.bot_token_expires_at
+        return installation
 
 
 _CREATING = threading.Lock()
