@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -214,12 +213,21 @@ def run_workers(kind: str, count: int, env: dict) -> tuple[float, list[dict]]:
     return time.perf_counter() - started, reports
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; getrusage's ru_maxrss would carry the parent's peak over
+    the fork and exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def reminder_child() -> None:
     from tests.reminder_worker import main
 
     code = main()
-    print("CHILD " + json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
-          flush=True)
+    print("CHILD " + json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
     sys.exit(code)
 
 
@@ -232,7 +240,7 @@ def digest_child() -> None:
     started = time.perf_counter()
     posted = run_weekly(runtime)
     print("CHILD " + json.dumps({"posted": posted, "seconds": time.perf_counter() - started,
-                                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+                                 "peak_rss_mb": peak_rss_mb()}),
           flush=True)
 
 

@@ -91,16 +91,18 @@ def statuses(runtime) -> dict[str, list[str]]:
         return found
 
 
-def assert_own_tokens(fake):
-    """Every Web API call carried a token, and the one of the workspace it spoke to."""
+def assert_own_tokens(fake, team_of_target=None):
+    """Every Web API call carried a token, Slack took it, and it was the one of the workspace it spoke to.
+    `team_of_target(call)`: the workspace a call's channel or user belongs to (None: not known)."""
+    team_of_target = team_of_target or (lambda call: next(
+        (t for t, owner in OWNER.items() if owner in (call.args.get("channel"), call.args.get("user"))), None))
     for call in fake.calls():
         if call.method in ("oauth.v2.access", "response_url"):
             continue
         assert call.token, f"{call.method} went out without a token"
-        user = call.args.get("channel") or call.args.get("user") or call.args.get("users")
-        team = next((t for t, owner in OWNER.items() if owner == user), None)
+        team = team_of_target(call)
         if team:
-            assert fake.team_of(call.token) == team, f"{call.method} to {user} carried another workspace's token"
+            assert fake.team_of(call.token) == team, f"{call.method} for {team} carried another workspace's token"
 
 
 def test_each_workspace_gets_its_reminder_with_its_own_token(oauth, oauth_fake):
