@@ -27,7 +27,7 @@ class Runtime:
     process: str = field(default_factory=process_name)
     # When each scheduled job last ran by this runtime's clock, so a moved clock runs each at its own pace.
     last_ticks: dict = field(default_factory=dict)
-    # The Slack client of each workspace for background work (bot.slack.client.client_for), made on first use.
+    # Each workspace's Slack client for background work (see client_for in bot/slack/client.py), made on first use.
     clients: Any = None
 
 

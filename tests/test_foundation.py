@@ -140,17 +140,19 @@ def test_an_event_is_answered_at_once_while_its_listener_is_still_working(slack,
 
 def test_the_schema_goes_down_to_nothing_and_up_again_with_name_search_indexed_on_postgresql(database_url):
     from alembic import command
+    from alembic.script import ScriptDirectory
     from sqlalchemy import inspect
 
     from bot.db import alembic_config, current_revision, make_engine, upgrade
 
     engine = make_engine(database_url)
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()  # the newest revision
     try:
-        assert current_revision(engine) == "0004"
+        assert current_revision(engine) == head
         command.downgrade(alembic_config(engine), "base")
         assert current_revision(engine) is None and "customer" not in inspect(engine).get_table_names()
         upgrade(engine)
-        assert current_revision(engine) == "0004"
+        assert current_revision(engine) == head
         indexes = {index["name"] for index in inspect(engine).get_indexes("customer")}
         if engine.dialect.name == "postgresql":  # names containing the typed text, found by trigrams
             assert "ix_customer_name_trgm" in indexes

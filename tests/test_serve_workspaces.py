@@ -81,7 +81,7 @@ class Serve:
             try:
                 if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow to answer on a busy machine
                 time.sleep(0.05)
             assert self.proc.poll() is None, self.proc.stdout.read().decode()
         raise AssertionError("rapport serve did not start")
