@@ -211,8 +211,9 @@ def test_when_the_clients_retries_are_used_up_the_row_waits_for_retry_after_then
     runtime = replace(runtime, client=client)
     limited = followup(runtime, owner="U0ALICE", due_at=clock.now(), note="rate limited")
     broken = followup(runtime, owner="U0BOB", due_at=clock.now(), note="server error")
-    fake_slack.inject("chat.postMessage", "ratelimited", retry_after=120)
-    fake_slack.inject("chat.postMessage", "server_error")
+    # Each fault for its own DM: the dispatcher sends both at once, in no fixed order.
+    fake_slack.inject("chat.postMessage", "ratelimited", retry_after=120, channel="U0ALICE")
+    fake_slack.inject("chat.postMessage", "server_error", channel="U0BOB")
     start = clock.now()
     with Dispatcher(runtime) as dispatcher:
         report = dispatcher.tick()

@@ -338,6 +338,7 @@ class _Fault:
     retry_after: float | None
     status: int | None
     delay: float | None
+    channel: str | None = None
 
 
 @dataclass
@@ -614,8 +615,10 @@ class FakeSlack(FakeTokens):
         retry_after: float | None = None,
         status: int | None = None,
         delay: float | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` ("*" for any) fail with ``error``.
+        """Make the next ``times`` calls of ``method`` ("*" for any; only those naming ``channel``, if given) fail
+        with ``error``.
 
         "ratelimited" → HTTP 429 + Retry-After; "server_error" → HTTP 500 (or ``status``); "timeout" → the call is
         carried out and recorded, then the answer is held back ``delay`` seconds (default 5), so the client's
@@ -623,7 +626,7 @@ class FakeSlack(FakeTokens):
         ``{"ok": false, "error": error}``.
         """
         with self._lock:
-            self._faults.append(_Fault(method, error, times, retry_after, status, delay))
+            self._faults.append(_Fault(method, error, times, retry_after, status, delay, channel))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -637,10 +640,10 @@ class FakeSlack(FakeTokens):
             else:
                 self._latency.pop(method, None)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, args: dict[str, Any]) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method in (method, "*"):
+                if fault.method in (method, "*") and fault.channel in (None, args.get("channel")):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -833,7 +836,7 @@ class FakeSlack(FakeTokens):
         headers: dict[str, str] | None = None
         hold_back = 0.0
         refused = self._token_refusal(method, token)
-        fault = self._take_fault(method) if not refused and not parse_error else None
+        fault = self._take_fault(method, args) if not refused and not parse_error else None
         if refused:
             status, response = 200, {"ok": False, "error": refused}
         elif parse_error:
