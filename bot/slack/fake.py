@@ -622,8 +622,9 @@ class FakeSlack(FakeTokens):
 
         "ratelimited" → HTTP 429 + Retry-After; "server_error" → HTTP 500 (or ``status``); "timeout" → the call is
         carried out and recorded, then the answer is held back ``delay`` seconds (default 5), so the client's
-        own timeout fires after Slack did the work, as happens for real; anything else → HTTP 200
-        ``{"ok": false, "error": error}``.
+        own timeout fires after Slack did the work, as happens for real; "reset" → the call is carried out and
+        recorded, then the connection is closed with no answer (a reset after Slack did the work); anything else
+        → HTTP 200 ``{"ok": false, "error": error}``.
         """
         with self._lock:
             self._faults.append(_Fault(method, error, times, retry_after, status, delay, channel))
@@ -847,10 +848,10 @@ class FakeSlack(FakeTokens):
             headers = {"Retry-After": str(int(retry_after))}
         elif fault is not None and fault.error == "server_error":
             status, response = fault.status or 500, {"ok": False, "error": "server_error"}
-        elif fault is not None and fault.error != "timeout":
+        elif fault is not None and fault.error not in ("timeout", "reset"):
             status, response = fault.status or 200, {"ok": False, "error": fault.error}
         else:
-            if fault is not None:
+            if fault is not None and fault.error == "timeout":
                 hold_back = 5.0 if fault.delay is None else fault.delay
             status, response = self._dispatch(method, args)
 
@@ -860,6 +861,9 @@ class FakeSlack(FakeTokens):
             self._called.notify_all()
         if hold_back:
             self._stopping.wait(hold_back)
+        if fault is not None and fault.error == "reset":
+            req.close_connection = True  # no status line at all: the client sees the connection end
+            return
         req.send_json(status, response, headers)
 
     def _dispatch(self, method: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
