@@ -243,7 +243,8 @@ def _handle_error(error, body, logger, response, respond, client, context):
         return _json_response({"response_type": "ephemeral", "text": text})
     if body.get("response_url") or body.get("response_urls"):
         respond(text=text, response_type="ephemeral", replace_original=False)
-        return None
+        # Raised before the ack: the person has been told, so Slack gets an ack rather than a 500.
+        return BoltResponse(status=200, body="") if response is not None else None
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     if user and channel:
