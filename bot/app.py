@@ -57,6 +57,7 @@ class RapportApp(App):
     """Bolt's App, plus the `/crm` router so help, tests and the manifest check can see what exists."""
 
     crm_router: "handlers.crm.Router"
+    signing_secret: str | None  # the HTTP edge verifies every request with it (bot/server.py)
 
 
 def build_app(
@@ -100,6 +101,7 @@ def build_app(
     _wire_middleware(app, runtime)
     app.error(_handle_error)
     app.crm_router = handlers.register_all(app)
+    app.signing_secret = settings.slack_signing_secret
     _guard_listeners(app)
     return app
 
@@ -140,6 +142,8 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 
     @app.middleware
     def attach_runtime(context, body, next):
+        # Bolt's request verification runs before every middleware of ours: from here on the body is Slack's.
+        context["verified"] = True
         wait_for_ack(context)  # the answer leaves when the listener acks (bot/slack/acks.py)
         context["runtime"] = runtime
         team_id = workspace_of(body, context)
@@ -154,8 +158,15 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         """Customer records are internal: everything people do in Rapport is for members of our own team,
         except what customers do (answer and comment on surveys) and `/crm help`. Denied unless allowed, so a
         new kind of payload is closed until someone opens it."""
+        if body.get("type") == "event_callback":
+            return next()  # events are not people acting; App Home checks its reader itself
         user_id = _acting_user(body)
-        if user_id is None or surveys.for_customers(body) or _asks_for_help(app, body):
+        if user_id is None:  # a payload that names nobody is let through to nothing
+            logger.warning("refused a %s payload that names no user", body.get("type") or "command")
+            if body.get("type") == "block_suggestion":
+                return _json_response({"options": []})
+            return BoltResponse(status=200, body="")
+        if surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
         try:
             context["person"] = people.member(runtime, client, workspace_id=workspace_of(body, context) or "",
@@ -197,13 +208,9 @@ def _asks_for_help(app: "RapportApp", body: dict) -> bool:
 
 
 def _acting_user(body: dict) -> str | None:
-    """Who typed, pressed, searched or submitted: any command or interactive payload. Events are not checked
-    here, before Bolt's ack: App Home checks its reader itself, after it (handlers/home.py)."""
-    if "command" in body:
-        return body.get("user_id")
-    if body.get("type") == "event_callback":
-        return None
-    return (body.get("user") or {}).get("id")
+    """Who typed, pressed, searched or submitted: any command or interactive payload."""
+    user_id = body.get("user_id") if "command" in body else (body.get("user") or {}).get("id")
+    return user_id if isinstance(user_id, str) and user_id else None
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:
@@ -219,6 +226,10 @@ def user_message(error: Exception) -> tuple[str, str | None]:
 
 
 def _handle_error(error, body, logger, response, respond, client, context):
+    if not context.get("verified"):
+        # Raised before Bolt's verification finished: the body may be anyone's, so nothing is posted anywhere.
+        logger.warning("refused a request that failed before verification: %s", type(error).__name__)
+        return BoltResponse(status=401, body="")
     text, reference = user_message(error)
     if reference:
         logger.error("unhandled error (ref %s) in %s", reference, body.get("type") or "command", exc_info=error)
@@ -232,7 +243,8 @@ def _handle_error(error, body, logger, response, respond, client, context):
         return _json_response({"response_type": "ephemeral", "text": text})
     if body.get("response_url") or body.get("response_urls"):
         respond(text=text, response_type="ephemeral", replace_original=False)
-        return None
+        # Raised before the ack: the person has been told, so Slack gets an ack rather than a 500.
+        return BoltResponse(status=200, body="") if response is not None else None
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     if user and channel:

@@ -4,19 +4,18 @@ import json
 import logging
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
+
+from bot.slack.requests import VerifiedHandler
 
 log = logging.getLogger(__name__)
 
 HTTP_THREADS = 16
-
-
 class WsgiApp:
-    """Bolt's WSGI handler plus a health check that also asks the database."""
+    """Bolt's WSGI handler (behind the verification above) plus a health check that also asks the database."""
 
-    def __init__(self, app: App, engine):
-        self.bolt = SlackRequestHandler(app)
+    def __init__(self, app: App, engine, *, signing_secret: str | None = None):
+        self.bolt = VerifiedHandler(app, signing_secret=signing_secret or app.signing_secret)
         self.engine = engine
 
     def __call__(self, environ, start_response):

@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from bot.errors import BadInput, LookupFailed
 from bot.services.customers import cadence_days
-from bot.services.names import CHANNEL_ID, USER_ID, clean_text, name_key
+from bot.services.names import CHANNEL_ID, USER_ID, clean_name, name_key
 from bot.services.people import not_teammate, outsider, remember_person
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
@@ -189,7 +189,7 @@ def _contacts(cell: str) -> list[tuple[str, str, str | None, int | None]]:
                        "(write a colon in a name as \\:).")
         raw_name = _unescape(fields[0]).strip()
         try:
-            name = clean_text(raw_name, what="contact name", limit=NAME_MAX)
+            name = clean_name(raw_name, what="contact name", limit=NAME_MAX)
         except BadInput as exc:
             raise _Bad(f"contact “{raw_name}”: {_said(exc)}" if raw_name else f"contacts: {_said(exc)}") from None
         key = name_key(name)
@@ -363,7 +363,7 @@ def _channel(value: str) -> str | None:
 def _parse(line: int, values: tuple[str, ...], people: _People) -> _Row:
     raw_name, tier, stage, org, owner, channel, contacts = (v.strip() for v in values)
     try:
-        name = clean_text(_restore(raw_name), what="customer name", limit=NAME_MAX)
+        name = clean_name(_restore(raw_name), what="customer name", limit=NAME_MAX)
     except BadInput as exc:
         raise _Bad(_said(exc)) from None
     key = name_key(name)

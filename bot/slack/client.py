@@ -1,10 +1,11 @@
-"""The Slack Web API client: base URL from settings, retries for 429 (Retry-After), 5xx and connection errors;
-and notices posted to several people at once."""
+"""The Slack Web API client: base URL from settings, retries for 429 (Retry-After), and for 5xx and connection errors
+only where a repeat is harmless; and notices posted to several people at once."""
 
 import logging
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -15,11 +16,38 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
 
 
+# Methods that add something each time they run. After a reset connection or a 5xx, Slack may have done the
+# work, so the HTTP layer must not send them again blind: the caller decides (the reminder dispatcher looks in
+# the DM's history first). A 429 means Slack did nothing, so it is waited out and retried for every method.
+NOT_REPEATABLE = frozenset({
+    "chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
+    "files.upload", "files.completeUploadExternal", "conversations.create",
+})
+
+
+def repeatable(request: HttpRequest) -> bool:
+    return request.url.rsplit("/", 1)[-1].split("?")[0] not in NOT_REPEATABLE
+
+
+class _OnlyRepeatable:
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return repeatable(request) and super()._can_retry(state=state, request=request, response=response,
+                                                          error=error)
+
+
+class ConnectionRetry(_OnlyRepeatable, ConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retries, for methods a repeat cannot duplicate."""
+
+
+class ServerErrorRetry(_OnlyRepeatable, ServerErrorRetryHandler):
+    """slack_sdk's 5xx retries, for methods a repeat cannot duplicate."""
+
+
 def retry_handlers(max_retries: int = 3) -> list:
     return [
-        ConnectionErrorRetryHandler(max_retry_count=max_retries),
+        ConnectionRetry(max_retry_count=max_retries),
         RateLimitErrorRetryHandler(max_retry_count=max_retries),
-        ServerErrorRetryHandler(max_retry_count=max_retries),
+        ServerErrorRetry(max_retry_count=max_retries),
     ]
 
 

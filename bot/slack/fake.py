@@ -338,6 +338,7 @@ class _Fault:
     retry_after: float | None
     status: int | None
     delay: float | None
+    channel: str | None = None
 
 
 @dataclass
@@ -614,16 +615,19 @@ class FakeSlack(FakeTokens):
         retry_after: float | None = None,
         status: int | None = None,
         delay: float | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` ("*" for any) fail with ``error``.
+        """Make the next ``times`` calls of ``method`` ("*" for any; only those naming ``channel``, if given) fail
+        with ``error``.
 
         "ratelimited" → HTTP 429 + Retry-After; "server_error" → HTTP 500 (or ``status``); "timeout" → the call is
         carried out and recorded, then the answer is held back ``delay`` seconds (default 5), so the client's
-        own timeout fires after Slack did the work, as happens for real; anything else → HTTP 200
-        ``{"ok": false, "error": error}``.
+        own timeout fires after Slack did the work, as happens for real; "reset" → the call is carried out and
+        recorded, then the connection is closed with no answer (a reset after Slack did the work); anything else
+        → HTTP 200 ``{"ok": false, "error": error}``.
         """
         with self._lock:
-            self._faults.append(_Fault(method, error, times, retry_after, status, delay))
+            self._faults.append(_Fault(method, error, times, retry_after, status, delay, channel))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -637,10 +641,10 @@ class FakeSlack(FakeTokens):
             else:
                 self._latency.pop(method, None)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, args: dict[str, Any]) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method in (method, "*"):
+                if fault.method in (method, "*") and fault.channel in (None, args.get("channel")):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -833,7 +837,7 @@ class FakeSlack(FakeTokens):
         headers: dict[str, str] | None = None
         hold_back = 0.0
         refused = self._token_refusal(method, token)
-        fault = self._take_fault(method) if not refused and not parse_error else None
+        fault = self._take_fault(method, args) if not refused and not parse_error else None
         if refused:
             status, response = 200, {"ok": False, "error": refused}
         elif parse_error:
@@ -844,10 +848,10 @@ class FakeSlack(FakeTokens):
             headers = {"Retry-After": str(int(retry_after))}
         elif fault is not None and fault.error == "server_error":
             status, response = fault.status or 500, {"ok": False, "error": "server_error"}
-        elif fault is not None and fault.error != "timeout":
+        elif fault is not None and fault.error not in ("timeout", "reset"):
             status, response = fault.status or 200, {"ok": False, "error": fault.error}
         else:
-            if fault is not None:
+            if fault is not None and fault.error == "timeout":
                 hold_back = 5.0 if fault.delay is None else fault.delay
             status, response = self._dispatch(method, args)
 
@@ -857,6 +861,9 @@ class FakeSlack(FakeTokens):
             self._called.notify_all()
         if hold_back:
             self._stopping.wait(hold_back)
+        if fault is not None and fault.error == "reset":
+            req.close_connection = True  # no status line at all: the client sees the connection end
+            return
         req.send_json(status, response, headers)
 
     def _dispatch(self, method: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -19,7 +19,7 @@ from bot.services import surveys as svc
 from bot.services.workspaces import get_workspace
 from bot.slack.client import client_for
 from bot.slack.installs import WorkspacePaused
-from bot.slack.render import render
+from bot.slack.render import esc, render
 from models import Customer, Survey
 from models.enums import SurveyKind
 
@@ -247,7 +247,7 @@ def send_summary(runtime: Runtime, client, survey: Survey) -> None:
     owner = summary.customer.owner_id or survey.created_by
     try:
         client.chat_postMessage(channel=owner, blocks=render("survey_summary.j2", summary=summary),
-                                text=f"Survey closed: {summary.customer.name}, {summary.answers} answers")
+                                text=f"Survey closed: {esc(summary.customer.name, 80)}, {summary.answers} answers")
     except SlackApiError as exc:
         log.warning("could not send the survey summary to %s: %s", owner, exc.response.get("error"))
         with session_scope(runtime.engine) as session:
