@@ -49,5 +49,6 @@ def serve_socket_mode(app: App, app_token: str, *, url: str | None = None) -> No
 
     log.info("Rapport connecting to Slack in Socket Mode")
     handler = SocketModeHandler(app, app_token)
-    handler.client.wss_uri = url
+    socket_client = handler.client
+    socket_client.wss_uri = url
     handler.start()

@@ -11,9 +11,9 @@ from bot.config import ConfigError
 
 # Slack's answers that mean "this token will not do", and what the operator does about each.
 _NEW_BOT_STEPS = ("copy the Bot User OAuth Token (xoxb-…) again from OAuth & Permissions in the app's settings, "
-                   "and reinstall the app to the workspace if it was removed")
+                  "and reinstall the app to the workspace if it was removed")
 _NEW_APP_STEPS = ("create an App-Level Token with the connections:write scope under Basic Information → "
-                   "App-Level Tokens in the app's settings, and set it")
+                  "App-Level Tokens in the app's settings, and set it")
 _WHAT_TO_DO = {
     "SLACK_BOT_TOKEN": {
         "invalid_auth": _NEW_BOT_STEPS,
@@ -56,15 +56,15 @@ _QUIET.propagate = False
 _QUIET.addHandler(logging.NullHandler())
 
 
-def _quiet(client: WebClient) -> WebClient:
+def _quiet(web: WebClient) -> WebClient:
     """The same client (token, base URL, timeout, retries) with its retry chatter kept out of the start-up output."""
-    return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
-                     retry_handlers=client.retry_handlers, logger=_QUIET)
+    return WebClient(token=web.token, base_url=web.base_url, timeout=web.timeout,
+                     retry_handlers=web.retry_handlers, logger=_QUIET)
 
 
-def _ask(setting: str, method: str, client: WebClient, call) -> dict:
+def _ask(setting: str, method: str, web: WebClient, call) -> dict:
     try:
-        return call(_quiet(client)).data
+        return call(_quiet(web)).data
     except SlackApiError as exc:
         error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
         what_to_do = _WHAT_TO_DO[setting].get(error)
@@ -74,5 +74,5 @@ def _ask(setting: str, method: str, client: WebClient, call) -> dict:
         raise SlackRefused(f"{setting} was refused by Slack ({error}): {what_to_do}") from None
     except OSError as exc:  # refused connection, DNS, TLS, timeout: urllib's errors are all OSErrors
         reason = getattr(exc, "reason", None) or exc
-        raise SlackRefused(f"Slack could not be reached at {client.base_url} to check {setting} "
+        raise SlackRefused(f"Slack could not be reached at {web.base_url} to check {setting} "
                            f"({type(reason).__name__}): check the network and SLACK_API_URL") from None
