@@ -250,3 +250,28 @@ def test_an_org_wide_click_with_team_null_on_a_reminder_button_works(http, clock
     with http.session() as session:
         assert session.exec(select(Reminder.status)).one() == "done"
     assert "Done" in text_of(http.fake.last("chat.update").args)
+
+
+# -- 7. a person Slack is slow to name ----------------------------------------------------------------------------
+
+
+def test_a_first_command_while_slack_rate_limits_users_info_gets_one_moment_then_its_answer(http):
+    http.fake.inject("users.info", "ratelimited", retry_after=0)  # the quick look-up meets a 429, once
+    first = http.command("alice", 'add "Acme Corp" tier:key')
+    assert "One moment" in text_of(first)  # answered at once, not after waiting out Retry-After
+    [later] = http.fake.calls("response_url")
+    assert "Acme Corp" in text_of(later.args) and later.args["replace_original"] is True
+    with http.session() as session:
+        assert session.exec(select(Customer.name)).all() == ["Acme Corp"]
+    assert [c.status for c in http.fake.calls("users.info")] == [429, 200]
+    assert "Acme Corp" in text_of(http.command("alice", "show acme"))  # known now: answered in the ack
+
+
+def test_nobody_unknown_gets_in_while_slack_cannot_say_who_they_are(http):
+    http.fake.inject("users.info", "fatal_error", times=2)  # the quick look-up, then the patient one
+    assert "One moment" in text_of(http.command("alice", 'add "Acme Corp"'))
+    [later] = http.fake.calls("response_url")
+    assert "could not check with Slack" in text_of(later.args)
+    with http.session() as session:
+        assert session.exec(select(Customer)).all() == []
+    assert len(http.fake.calls("users.info")) == 2
