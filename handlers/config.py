@@ -12,6 +12,10 @@ def config(command: Command) -> Reply:
         return Reply(text="Rapport settings", blocks=render("config.j2", rows=rows, keys=svc.KEYS))
     key = command.args[0].text
     values = [token.user_id or token.channel_id or token.text for token in command.args[1:]]
+    if key.lower() == "managers" and values and values[0].lower() == "add":
+        for token in command.args[2:]:
+            if token.user_id:  # a word that is no mention is refused by the setting itself
+                command.ensure_teammate(token.user_id, role="manager")
     actor = command.actor()
     with command.work() as (session, workspace):
         message = svc.configure(session, workspace=workspace, actor=actor, key=key, args=values)

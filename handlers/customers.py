@@ -42,6 +42,9 @@ def add(command: Command) -> Reply | None:
     if not name:
         raise BadInput("The customer needs a name.", hint=ADD.usage_hint())
     options = args.options
+    owner_id = user_option(options["owner"]) if "owner" in options else None
+    if owner_id and owner_id != command.user_id:  # the caller passed the members-only check already
+        command.ensure_teammate(owner_id, role="owner")
     with command.work() as (session, workspace):
         customer = svc.create_customer(
             session,
@@ -53,7 +56,7 @@ def add(command: Command) -> Reply | None:
             stage=parse_choice(Stage, options["stage"]) if "stage" in options else Stage.prospect,
             org_relationship=parse_choice(OrgRelationship, options["org"]) if "org" in options
             else OrgRelationship.vendor,
-            owner_id=user_option(options["owner"]) if "owner" in options else None,
+            owner_id=owner_id,
             channel_id=channel_option(options["channel"]) if "channel" in options else None,
         )
         return card_reply(session, workspace, customer, command.now, notice=f":white_check_mark: Added by {user(command.user_id)}.")
@@ -255,6 +258,7 @@ def owner(command: Command) -> Reply:
     if not user_word.user_id:
         raise BadInput("Name the new owner as @someone.", hint=OWNER.usage_hint())
     reason = rest_after(command.text, user_word) or None
+    command.ensure_teammate(user_word.user_id, role="owner")
     actor = command.actor()
     with command.work() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)

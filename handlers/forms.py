@@ -164,6 +164,14 @@ def register(app: App, router) -> None:
         view, user_id, team = body["view"], body["user"]["id"], workspace_of(body, context)
         values, meta = read_state(view), metadata(view)
         actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
+        owner = values.get("owner")
+        if meta.get("customer_id") is not None:
+            with read_scope(runtime.engine) as session:
+                unchanged = customer_in(session, team, meta["customer_id"]).owner_id
+        else:
+            unchanged = user_id  # the one saving passed the members-only check
+        if owner and owner != unchanged:
+            people.ensure_teammate(runtime, client, workspace_id=team, user_id=owner, role="owner", field="owner")
         now = runtime.clock.now()
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)

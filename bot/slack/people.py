@@ -6,10 +6,12 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 
 from bot.db import read_scope, session_scope
-from bot.errors import LookupFailed, PermissionDenied
+from bot.errors import LookupFailed, NotOurTeam
 from bot.runtime import Runtime
 from bot.services.customers import Actor
-from bot.services.people import any_cached_person, cached_person, outsider, remember_person
+from bot.services.names import USER_ID
+from bot.services.people import any_cached_person, cached_person, not_teammate, remember_person
+from bot.slack.render import render
 from models import SlackUser
 
 log = logging.getLogger(__name__)
@@ -66,10 +68,33 @@ def member(runtime: Runtime, client, *, workspace_id: str, user_id: str) -> Slac
     if person is None:  # never seen, and Slack cannot be asked now: customer records stay closed
         raise LookupFailed("I could not check with Slack that you are a member of our team just now. Please try "
                            "again in a minute.")
-    if outsider(person.team_id, person.is_restricted, workspace_id=workspace_id):
-        raise PermissionDenied("Sorry, Rapport is for members of our own team. Guests and people from other "
-                               "organisations can answer our surveys, but customer records stay internal.")
+    why = not_teammate(person, workspace_id=workspace_id)
+    if why is not None:
+        raise _refusal(why, role="crm", person=person)
     return person
+
+
+def ensure_teammate(runtime: Runtime, client, *, workspace_id: str, user_id: str, role: str,
+                    field: str | None = None) -> SlackUser | None:
+    """The one gate for roles that are for our own team only: `role` is "owner", "manager" or "subscriber".
+    NotOurTeam, naming who and why, for a guest, someone from another organisation (Slack Connect), a bot or a
+    deactivated account — and for someone Slack cannot tell us about, since a role given blindly cannot be
+    taken back before it leaks. Called before anything is written. A value that is no user id at all is left to
+    the service to refuse in its own words (None)."""
+    if not USER_ID.fullmatch(user_id):
+        return None
+    person = lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    why = not_teammate(person, workspace_id=workspace_id)
+    if why is not None:
+        raise _refusal(why, role=role, person=person, user_id=user_id, field=field)
+    return person
+
+
+def _refusal(why: str, *, role: str, person: SlackUser | None, user_id: str | None = None,
+             field: str | None = None) -> NotOurTeam:
+    words = render("not_teammate.j2", why=why, role=role, user_id=user_id,
+                   name=person.name if person is not None else None)
+    return NotOurTeam(mrkdwn=words["mrkdwn"], plain=words["plain"], field=field)
 
 
 def actor(runtime: Runtime, client, *, workspace_id: str, user_id: str, person: SlackUser | None = None) -> Actor:
