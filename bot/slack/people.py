@@ -6,7 +6,7 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 
 from bot.db import read_scope, session_scope
-from bot.errors import LookupFailed, NotOurTeam
+from bot.errors import LookupFailed, NotOurTeam, PermissionDenied
 from bot.runtime import Runtime
 from bot.services.customers import Actor
 from bot.services.names import USER_ID
