@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from models import SlackUser, Workspace
@@ -28,15 +29,17 @@ def managers_channel(workspace: Workspace) -> str | None:
     return None
 
 
-def mark_managers_channel_shared(session: Session, *, workspace: Workspace, channel_id: str,
-                                 now: datetime) -> bool:
-    """Record that the managers' channel is shared; True the first time (the admins are told once), False when
-    it was known already or `channel_id` is not the managers' channel."""
-    if workspace.digest_channel != channel_id or workspace.digest_channel_shared_at is not None:
-        return False
-    workspace.digest_channel_shared_at = now
-    session.add(workspace)
-    return True
+def mark_managers_channel_shared(session: Session, *, workspace_id: str, channel_id: str, now: datetime) -> bool:
+    """Record that the managers' channel is shared; True only for the one caller that recorded it (the admins
+    are told once), False when it was known already or `channel_id` is not the managers' channel. One guarded
+    UPDATE, so two processes (or Slack's event and a digest's own check) hearing it at once cannot both win."""
+    marked = session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id, Workspace.digest_channel == channel_id,
+               Workspace.digest_channel_shared_at.is_(None))
+        .values(digest_channel_shared_at=now)
+    )
+    return marked.rowcount == 1
 
 
 def people_to_tell(session: Session, *, workspace: Workspace) -> list[str]:

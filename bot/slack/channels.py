@@ -76,11 +76,10 @@ def became_shared(runtime: Runtime, client, *, workspace_id: str, channel_id: st
     When it is the managers' channel, Rapport stops posting there and tells the managers and admins, once.
     True when this was news."""
     with session_scope(runtime.engine) as session:
-        workspace = session.get(Workspace, workspace_id)
-        if workspace is None or not svc.mark_managers_channel_shared(session, workspace=workspace,
-                                                                     channel_id=channel_id, now=runtime.clock.now()):
+        if not svc.mark_managers_channel_shared(session, workspace_id=workspace_id, channel_id=channel_id,
+                                                now=runtime.clock.now()):
             return False
-        told = svc.people_to_tell(session, workspace=workspace)
+        told = svc.people_to_tell(session, workspace=session.get(Workspace, workspace_id))
     log.info("the managers' channel %s of %s is shared with another organisation: internal posts stop there",
              channel_id, workspace_id)
     sent = post_to_each(client, told, blocks=render("channel_shared.j2", channel_id=channel_id),
