@@ -85,15 +85,15 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
 
 
 class ClickOrder:
-    """A person's clicks on a survey are stored in the order they were made, the last one winning (in this process).
+    """A person's clicks on a survey are stored in the order they were made, the last one winning (in this process),
+    and each is acknowledged only once it is stored (or a newer click of theirs has taken its place).
 
-    Listeners ack first and then race for the database, so a person's second click could be stored before
-    their first and then be overwritten by it. Each click takes a ticket before its ack, so a click sent after
-    the previous one was acknowledged holds the newer ticket; a person's clicks then store one at a time, and a
-    click that is no longer their newest when its turn comes is dropped: the newer one stores its own answer
-    (and sends its own thank-you). No click waits for more than the one write in progress. Two clicks Slack
-    delivers together (neither waiting for the other's ack), or to two processes, are still stored in arrival
-    order: settling those needs Slack's action_ts stored with the answer."""
+    Each click takes a ticket when it arrives; a person's clicks then store one at a time, and a click that is no
+    longer their newest when its turn comes is dropped: the newer one stores its own answer (and sends its own
+    thank-you). The ack (`then`) is sent after the turn, so an acknowledged click is in the database: a process
+    killed after Slack saw the ack loses nothing. Two clicks Slack delivers together (neither waiting for the
+    other's ack), or to two processes, are stored in arrival order: settling those needs Slack's action_ts
+    stored with the answer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -101,8 +101,9 @@ class ClickOrder:
 
     @contextmanager
     def turn(self, survey_id: str, person: str, then: Callable[[], object]) -> Iterator[bool]:
-        """Take a ticket, call `then` (the ack), and hold this person's turn to store; yields False when a
-        newer click of theirs came in meanwhile."""
+        """Take a ticket, hold this person's turn to store, then call `then` (the ack); yields False when a
+        newer click of theirs came in meanwhile. `then` is called even when storing raised, so the error
+        reaches the person (through respond) rather than Slack's timeout."""
         key = (survey_id, person)
         with self._lock:
             tickets = self._people.get(key)
@@ -111,7 +112,6 @@ class ClickOrder:
             tickets.issued += 1
             ticket = tickets.issued
         try:
-            then()
             with tickets.turn:
                 yield ticket == tickets.issued
         finally:
@@ -119,6 +119,7 @@ class ClickOrder:
                 tickets.done += 1
                 if tickets.done == tickets.issued:
                     del self._people[key]
+            then()
 
 
 @dataclass
