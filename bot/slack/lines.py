@@ -176,6 +176,11 @@ def no_survey_line(customers, shown: int = 60, size: int = 2900) -> str:
     return names_line("*No survey for 90 days*", customers, shown=shown, size=size)
 
 
+def churned_line(customers) -> str:
+    """Key accounts that churned this week: named once, out of the health bands."""
+    return names_line("*Churned this week*", customers)
+
+
 def no_owner_line(customers) -> str:
     """Key accounts nobody owns: nobody is reminded to revisit them."""
     return names_line("*No owner* — nobody is reminded to revisit these; `/crm owner <customer> @someone`",
@@ -212,6 +217,7 @@ FILTERS = {
     "move_line": move_line,
     "no_survey_line": no_survey_line,
     "no_owner_line": no_owner_line,
+    "churned_line": churned_line,
     "distribution": distribution,
     "comment_line": comment_line,
     "agenda_line": agenda_line,
