@@ -127,6 +127,15 @@ def band_cell(item, changes: dict) -> str:
     return f"{BAND_ICONS[band]} {BAND_NAMES[band]} *{count}*{delta}"
 
 
+def health_cell(score, band: str | None) -> str:
+    """":red_circle: 32 at risk" for a list line; "not scored yet" before the first weekly snapshot."""
+    if band is None:
+        return ":white_circle: not scored yet"
+    if score is None:
+        return f"{BAND_ICONS[band]} insufficient data"
+    return f"{BAND_ICONS[band]} {score:.0f} {BAND_NAMES[band].lower()}"
+
+
 def _score(value) -> str:
     return "—" if value is None else f"{value:.0f}"
 
@@ -210,6 +219,7 @@ def config_row(row: tuple[str, str]) -> str:
 FILTERS = {
     "config_row": config_row,
     "band_cell": band_cell,
+    "health_cell": health_cell,
     "account_line": account_line,
     "roster_line": roster_line,
     "overdue_line": overdue_line,
