@@ -107,6 +107,7 @@ def became_shared(runtime: Runtime, client, *, workspace_id: str, channel_id: st
         told = svc.people_to_tell(session, workspace=session.get(Workspace, workspace_id))
     log.info("the managers' channel %s of %s is shared with another organisation: internal posts stop there",
              channel_id, workspace_id)
+    told = people.outsiders_dropped(runtime, client, workspace_id=workspace_id, user_ids=told)
     sent = post_to_each(client, told, blocks=render("channel_shared.j2", channel_id=channel_id),
                         text="The managers' channel is shared with another organisation now")
     if not sent:
