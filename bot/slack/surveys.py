@@ -17,6 +17,7 @@ from bot.errors import BadInput
 from bot.runtime import Runtime
 from bot.services import surveys as svc
 from bot.services.workspaces import get_workspace
+from bot.slack import channels
 from bot.slack.client import client_for
 from bot.slack.installs import WorkspacePaused
 from bot.slack.render import esc, render
@@ -36,7 +37,7 @@ def message(survey: Survey, count: int) -> tuple[list, str]:
     return blocks, svc.QUESTIONS[kind]
 
 
-def check_channel(client, channel_id: str) -> None:
+def check_channel(client, channel_id: str) -> dict:
     """Refuse clearly before writing anything: unknown, archived, or a channel the bot is not in."""
     try:
         info = client.conversations_info(channel=channel_id)["channel"]
@@ -51,6 +52,7 @@ def check_channel(client, channel_id: str) -> None:
     if not info.get("is_member", True):
         raise BadInput(f"I'm not in #{info.get('name', channel_id)}.",
                        hint="Invite me with `/invite @Rapport` in that channel, then send the survey again.")
+    return info
 
 
 def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int, kind: str,
@@ -58,10 +60,14 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
     with session_scope(runtime.engine) as session:
         customer = session.get(Customer, customer_id)
         channel_id = channel_id or customer.channel_id
+        allow_internal = get_workspace(session, workspace_id).survey_allow_internal
     if not channel_id:
         raise BadInput(f"{customer.name} has no shared channel yet.",
                        hint=f'Name one: `/crm survey "{customer.name}" nps #channel`, or set it with Edit.')
-    check_channel(client, channel_id)
+    info = check_channel(client, channel_id)
+    # Only customers' answers count (unless internal answers are on): a survey where no customer is gets none.
+    if not allow_internal and not channels.customers_in(runtime, client, workspace_id=workspace_id, info=info):
+        raise channels.refusal(channel_id, why="internal", purpose="survey", info=info, field="channel")
     try:
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, workspace_id)
