@@ -63,3 +63,38 @@ def test_yesterday_is_in_the_past_and_a_vague_time_says_what_it_expects(slack):
     assert "is in the past" in slack.command("alice", "remind acme yesterday Call")["text"]
     vague = slack.command("alice", "remind acme someday Call")["text"]
     assert "in 3 days" in vague or "in 3d" in vague
+
+
+def test_accents_fold_when_finding_a_customer(slack):
+    slack.command("alice", 'add "Müller GmbH"')
+    assert "Müller GmbH" in text_of(slack.command("alice", "show muller"))
+    assert "Müller GmbH" in text_of(slack.command("alice", "show MULLER gmbh"))
+    assert "already" in slack.command("alice", 'add "Muller GmbH"')["text"].lower()  # the same name, once
+    slack.command("alice", 'add "Crème Brûlée Co"')
+    assert "Crème Brûlée Co" in text_of(slack.command("alice", "show creme"))
+
+
+def test_the_upgrade_folds_the_keys_stored_before_and_keeps_a_name_that_would_collide(database_url, clock):
+    from alembic import command
+
+    from bot.db import alembic_config, make_engine, session_scope, upgrade
+    from bot.services.customers import create_customer
+    from bot.services.workspaces import ensure_workspace
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id="T0RAPPORT", now=clock.now())
+        create_customer(session, workspace=workspace, name="Müller GmbH", by="U0ALICE", now=clock.now())
+        create_customer(session, workspace=workspace, name="Zoë Ltd", by="U0ALICE", now=clock.now())
+    command.downgrade(alembic_config(engine), "0006")  # the keys as they were stored before
+    with session_scope(engine) as session:
+        assert sorted(session.exec(select(Customer.name_key)).all()) == ["müller gmbh", "zoë ltd"]
+        # Before the upgrade, a name differing only by its accents could be added beside it.
+        workspace = ensure_workspace(session, workspace_id="T0RAPPORT", now=clock.now())
+        create_customer(session, workspace=workspace, name="Muller GmbH", by="U0ALICE", now=clock.now())
+    upgrade(engine)
+    with session_scope(engine) as session:
+        keys = dict(session.exec(select(Customer.name, Customer.name_key)).all())
+    assert keys == {"Zoë Ltd": "zoe ltd", "Muller GmbH": "muller gmbh", "Müller GmbH": "müller gmbh"}
+    engine.dispose()
