@@ -6,19 +6,20 @@ import os
 import uuid
 from concurrent.futures import Executor
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
 from bot.db import session_scope
-from bot.errors import RapportError
+from bot.errors import LookupFailed, RapportError
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
-from bot.slack.acks import AckWaitingExecutor, wait_for_ack
+from bot.slack.acks import AckWaitingExecutor, after_answer, wait_for_ack
+from bot.slack.client import quick
 from bot.slack.installs import RequestAuthorize, clients_of
 from bot.slack.state import workspace_of
 from handlers import surveys
@@ -168,11 +169,20 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
             return BoltResponse(status=200, body="")
         if surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
+        workspace_id = workspace_of(body, context) or ""
         try:
-            context["person"] = people.member(runtime, client, workspace_id=workspace_of(body, context) or "",
-                                              user_id=user_id)
+            # Someone not yet cached is looked up quickly, so a slow or rate-limiting Slack cannot make this
+            # request miss its 3 seconds.
+            context["person"] = people.member(runtime, quick(client), workspace_id=workspace_id, user_id=user_id)
         except RapportError as refused:  # not a member, or Slack cannot say who this is
             kind = body.get("type")
+            if isinstance(refused, LookupFailed) and "command" in body and body.get("response_url"):
+                # "One moment" now; the command runs once Slack has said who this is (nobody unknown gets in).
+                after_answer(app.listener_runner.listener_executor, _run_when_known, app, runtime, client, body,
+                             workspace_id, user_id, respond)
+                return _json_response({"response_type": "ephemeral", "text": ONE_MOMENT})
+            if isinstance(refused, LookupFailed):
+                refused = LookupFailed(LOOKUP_SLOW)
             if kind == "block_suggestion":
                 return _json_response({"options": []})  # the picker names no customer
             answer = _handle_error(refused, body, logger, BoltResponse(status=200, body=""), respond, client,
@@ -206,6 +216,25 @@ def _delivery_id(body: dict, *, socket_mode: bool) -> str | None:
         return body.get("event_id") or None
     trigger_id = body.get("trigger_id")
     return trigger_id if socket_mode and isinstance(trigger_id, str) and trigger_id else None
+
+
+ONE_MOMENT = ":hourglass_flowing_sand: One moment — checking with Slack that you are on our team…"
+LOOKUP_SLOW = "Slack is slow to say who you are just now; please try again in a moment."
+
+
+def _run_when_known(app: "RapportApp", runtime: Runtime, client, body: dict, workspace_id: str, user_id: str,
+                    respond) -> None:
+    """A command whose sender Slack could not name in time: asked again (with the client's retries, waiting out
+    a 429), then run as if just sent, its answer delivered through response_url."""
+    try:
+        people.member(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    except RapportError as refused:
+        respond(text=refused.mrkdwn(), response_type="ephemeral", replace_original=True)
+        return
+    # Verified already; Socket Mode's form of a request carries the parsed body as it is.
+    answer = app.dispatch(BoltRequest(body=body, mode="socket_mode"))
+    if answer.status == 200 and answer.body:
+        respond(**{**json.loads(answer.body), "replace_original": True})
 
 
 def _asks_for_help(app: "RapportApp", body: dict) -> bool:

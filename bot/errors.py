@@ -67,5 +67,17 @@ class NotOurTeam(PermissionDenied):
         return self._mrkdwn
 
 
+class ChannelRefused(BadInput):
+    """A channel cannot take what it was chosen for: internal content in a channel shared with another
+    organisation, a survey in a channel with no customers in it. Words from templates/channel_refused.j2."""
+
+    def __init__(self, *, mrkdwn: str, plain: str, field: str | None = None):
+        super().__init__(plain, field=field)
+        self._mrkdwn = mrkdwn
+
+    def mrkdwn(self) -> str:
+        return self._mrkdwn
+
+
 class LookupFailed(RapportError):
     """Slack could not be asked (an error other than "no such thing", after the client's own retries)."""

@@ -1,6 +1,7 @@
 """/crm config: show and change workspace settings (managers and workspace admins only)."""
 
 from bot.services import settings as svc
+from bot.slack import channels
 from bot.slack.render import render
 from handlers.crm import Command, Reply, Router, Subcommand
 
@@ -16,6 +17,8 @@ def config(command: Command) -> Reply:
         for token in command.args[2:]:
             if token.user_id:  # a word that is no mention is refused by the setting itself
                 command.ensure_teammate(token.user_id, role="manager")
+    if key.lower() == "digest-channel" and values and command.args[1].channel_id:
+        channels.ensure_internal(command.client, command.args[1].channel_id)
     actor = command.actor()
     with command.work() as (session, workspace):
         message = svc.configure(session, workspace=workspace, actor=actor, key=key, args=values)

@@ -250,3 +250,45 @@ def test_an_org_wide_click_with_team_null_on_a_reminder_button_works(http, clock
     with http.session() as session:
         assert session.exec(select(Reminder.status)).one() == "done"
     assert "Done" in text_of(http.fake.last("chat.update").args)
+
+
+# -- 7. a person Slack is slow to name ----------------------------------------------------------------------------
+
+
+def test_a_first_command_while_slack_rate_limits_users_info_gets_one_moment_then_its_answer(http):
+    http.fake.inject("users.info", "ratelimited", retry_after=0)  # the quick look-up meets a 429, once
+    first = http.command("alice", 'add "Acme Corp" tier:key')
+    assert "One moment" in text_of(first)  # answered at once, not after waiting out Retry-After
+    [later] = http.fake.calls("response_url")
+    assert "Acme Corp" in text_of(later.args) and later.args["replace_original"] is True
+    with http.session() as session:
+        assert session.exec(select(Customer.name)).all() == ["Acme Corp"]
+    assert [c.status for c in http.fake.calls("users.info")] == [429, 200]
+    assert "Acme Corp" in text_of(http.command("alice", "show acme"))  # known now: answered in the ack
+
+
+def test_nobody_unknown_gets_in_while_slack_cannot_say_who_they_are(http):
+    http.fake.inject("users.info", "fatal_error", times=2)  # the quick look-up, then the patient one
+    assert "One moment" in text_of(http.command("alice", 'add "Acme Corp"'))
+    [later] = http.fake.calls("response_url")
+    assert "could not check with Slack" in text_of(later.args)
+    with http.session() as session:
+        assert session.exec(select(Customer)).all() == []
+    assert len(http.fake.calls("users.info")) == 2
+
+
+# -- 6. acknowledged means stored ----------------------------------------------------------------------------------
+
+
+def test_a_survey_click_is_in_the_database_when_slack_gets_its_ack(http):
+    message = post_survey(http)
+    http.fake.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)  # counted: a guest
+    http.fake.latency("users.info", 0.3)  # the guest is looked up before the answer can be stored
+    seven = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["text"]["text"] == "7")
+    answer = http.sim.click(Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), action=seven,
+                            channel_id="C0ACME", message=message)
+    assert answer.status == 200
+    with http.session() as session:  # at the moment of the ack, before any work after it
+        assert session.exec(select(SurveyResponse.score)).all() == [7]
+    http.wait()

@@ -353,6 +353,10 @@ class _Channel:
     is_member: bool = True
     is_mpim: bool = False
     created: int = field(default_factory=lambda: int(time.time()))
+    # Slack Connect: `is_ext_shared` once another organisation joined, `is_pending_ext_shared` while it is
+    # invited; `is_shared` is true for either kind of sharing, `is_org_shared` for workspaces of our own org.
+    is_pending_ext_shared: bool = False
+    is_org_shared: bool = False
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         return {
@@ -365,9 +369,10 @@ class _Channel:
             "is_private": self.is_private or self.is_mpim,
             "is_archived": self.is_archived,
             "is_general": False,
-            "is_shared": self.is_ext_shared,
+            "is_shared": self.is_ext_shared or self.is_org_shared,
             "is_ext_shared": self.is_ext_shared,
-            "is_org_shared": False,
+            "is_org_shared": self.is_org_shared,
+            "is_pending_ext_shared": self.is_pending_ext_shared,
             "is_member": self.is_member,
             "context_team_id": team_id,
             "created": self.created,
@@ -718,11 +723,24 @@ class FakeSlack(FakeTokens):
         is_ext_shared: bool = False,
         is_private: bool = False,
         is_member: bool = True,
+        is_pending_ext_shared: bool = False,
+        is_org_shared: bool = False,
     ) -> dict[str, Any]:
-        channel = _Channel(id, name, list(members), is_archived, is_ext_shared, is_private, is_member)
+        channel = _Channel(id, name, list(members), is_archived, is_ext_shared, is_private, is_member,
+                           is_pending_ext_shared=is_pending_ext_shared, is_org_shared=is_org_shared)
         with self._lock:
             self._channels[id] = channel
             return channel.to_api(self.team_id)
+
+    def share_channel(self, id: str, *, with_team: str, pending: bool = False) -> dict[str, Any]:
+        """Another organisation joins the channel (Slack Connect), or is invited (`pending`); returns the
+        `channel_shared` event Slack sends for it (none while the invitation is pending: that event comes when
+        it is accepted)."""
+        with self._lock:
+            channel = self._channels[id]
+            channel.is_pending_ext_shared, channel.is_ext_shared = pending, not pending
+        return {"type": "channel_shared", "connected_team_id": with_team, "channel": id,
+                "event_ts": f"{time.time():.6f}"}
 
     def dm_channel(self, user: str) -> str:
         """The DM channel id the fake gives ``user`` (stable for the fake's lifetime)."""
