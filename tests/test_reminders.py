@@ -206,3 +206,26 @@ def test_keep_followups_leaves_them_with_the_previous_owner(slack, clock, fake_s
     with slack.session() as session:
         assert session.exec(select(Reminder.owner_id).where(Reminder.kind == "followup")).one() == "U0ALICE"
         assert session.exec(select(Customer.owner_id)).one() == "U0BOB"
+
+
+def test_a_follow_up_is_overdue_only_once_its_delivery_time_has_passed(slack, clock):
+    from bot.services.card import list_accounts
+    from bot.services.workspaces import get_workspace
+
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    clock.set(datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Saturday: alice works Monday to Friday
+    slack.command("alice", "remind acme in 1h Send the deck")
+    with slack.session() as session:
+        [row] = session.exec(select(Reminder).where(Reminder.kind == "followup")).all()
+        assert row.deliver_at.weekday() == 0  # Rapport moved it to Monday morning
+
+    def overdue() -> int:
+        with slack.session() as session:
+            page = list_accounts(session, workspace=get_workspace(session, "T0RAPPORT"), scope="all",
+                                 user_id="U0ALICE", now=clock.now())
+            return page.lines[0].overdue_followups
+
+    clock.advance(timedelta(hours=20))  # Sunday: past due, but alice has not been told yet
+    assert overdue() == 0
+    clock.set(row.deliver_at + timedelta(minutes=1))
+    assert overdue() == 1

@@ -28,8 +28,11 @@ OPEN = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered
 
 
 def overdue_followups(now: datetime) -> list:
-    """What makes a follow-up overdue: still open, and past due (the card, lists, health and the digest)."""
-    return [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN), Reminder.due_at <= now]
+    """What makes a follow-up overdue: still open, past due, and past its delivery time — a follow-up due on a
+    Saturday that Rapport delivers on Monday morning, or one snoozed, is not overdue before the owner was told
+    (the card, lists, health and the digest)."""
+    return [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN), Reminder.due_at <= now,
+            Reminder.deliver_at <= now]
 # Slack errors that retrying cannot fix: the reminder fails with its reason and a manager is told.
 PERMANENT_ERRORS = {
     "user_not_found", "account_inactive", "channel_not_found", "is_archived", "not_in_channel",
