@@ -5,9 +5,11 @@ import json
 from bot.db import read_scope
 from bot.errors import BadInput
 from bot.services import customers as svc
+from bot.services import reminders as reminders_svc
 from bot.services.card import LIST_SCOPES, list_accounts
 from bot.services.vocabulary import human, level_label, parse_choice
 from bot.services.workspaces import get_workspace
+from bot.slack.client import post_to_each
 from bot.slack.render import day, esc, render, user
 from bot.slack.state import action_value, metadata, row_id, workspace_of
 from bot.slack.text import rest_after
@@ -273,9 +275,9 @@ ORG = _state_subcommand("org", HistoryField.org, OrgRelationship, "change the or
 
 OWNER = Subcommand(
     name="owner",
-    usage="/crm owner <customer> @user [reason…]",
-    summary="hand the account to someone else",
-    examples=['/crm owner "Acme Corp" @bob taking over APAC'],
+    usage="/crm owner <customer> @user [keep-followups] [reason…]",
+    summary="hand the account to someone else: its revisits and your open follow-ups on it go with it",
+    examples=['/crm owner "Acme Corp" @bob taking over APAC', "/crm owner acme @bob keep-followups"],
     run=lambda command: owner(command),
     group="Relationship",
 )
@@ -286,18 +288,44 @@ def owner(command: Command) -> Reply:
     customer_word, user_word = command.args[:2]
     if not user_word.user_id:
         raise BadInput("Name the new owner as @someone.", hint=OWNER.usage_hint())
-    reason = rest_after(command.text, user_word) or None
-    command.ensure_teammate(user_word.user_id, role="owner")
+    rest = command.args[2:]
+    keep = bool(rest) and not rest[0].quoted and rest[0].text.lower() == "keep-followups"
+    reason = rest_after(command.text, rest[0] if keep else user_word) or None
+    new = user_word.user_id
+    command.ensure_teammate(new, role="owner")
     actor = command.actor()
     with command.work() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        previous = customer.owner_id
         change = svc.change_state(session, workspace=workspace, customer=customer, field=HistoryField.owner,
-                                  value=user_word.user_id, actor=actor, now=command.now, reason=reason)
+                                  value=new, actor=actor, now=command.now, reason=reason)
         if change is None:
-            notice = f"{user(user_word.user_id)} already owns {esc(customer.name, 80)}."
-        else:
-            notice = f":white_check_mark: {esc(customer.name, 80)} now belongs to {user(user_word.user_id)}."
-        return card_reply(session, workspace, customer, command.now, notice=notice)
+            return card_reply(session, workspace, customer, command.now,
+                              notice=f"{user(new)} already owns {esc(customer.name, 80)}.")
+        moved = reminders_svc.hand_over(session, customer=customer, previous=previous, new=new,
+                                        keep_followups=keep, now=command.now)
+        name = esc(customer.name, 80)
+        went = _plural(moved.followups, "open follow-up") + " and " + _plural(moved.revisits, "revisit")
+        reply = card_reply(session, workspace, customer, command.now,
+                           notice=f":white_check_mark: {name} now belongs to {user(new)}; {went} went with it."
+                           + (f" {user(previous)} keeps {_plural(moved.kept, 'follow-up')} on it." if keep else ""))
+        from_whom = f" from {user(previous)}" if previous else ""
+        welcome = card_reply(session, workspace, customer, command.now, notice=(
+            f":handshake: You now own *{name}*{from_whom}, handed over by {user(command.user_id)}; {went} "
+            f"are yours now. Here is where the account stands:"))
+    command.ack_now()  # the DMs talk to Slack
+    post_to_each(command.client, [new], text=f"You now own {name}", blocks=welcome.blocks)
+    if previous and previous != new:
+        note = (f":arrow_right: *{name}* now belongs to {user(new)}. "
+                + (f"You keep your {_plural(moved.kept, 'open follow-up')} on it." if keep
+                   else f"Your open follow-ups on it ({moved.followups}) went to them."))
+        post_to_each(command.client, [previous], text=f"{name} now belongs to {user(new)}",
+                     blocks=render("notice.j2", text=note))
+    return reply
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 # -- ecosystem (客户生态圈) -----------------------------------------------------------------------------------

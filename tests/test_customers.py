@@ -190,7 +190,7 @@ def test_lists_put_overdue_follow_ups_first_then_the_longest_untouched_in_every_
     slack.command("alice", "remind Initech in 1h Send the contract")
     slack.command("bob", "remind Bobland in 1h Call back")
     slack.command("bob", "remind Bobland in 2h Call back again")
-    clock.advance(timedelta(days=1))  # the follow-ups are overdue now
+    clock.advance(timedelta(days=3))  # Tuesday: the follow-ups set on Saturday were delivered Monday, overdue now
     refresh_snapshots(slack.runtime)  # this week's health, which `at-risk` reads
 
     assert listed(slack.command("alice", "list")) == ("Your accounts (3)", ["Initech", "Globex", "Acme"])

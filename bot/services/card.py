@@ -67,7 +67,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
     # The next open follow-ups, each row also counting all the overdue ones (a window over the whole set, taken
     # before the limit): what health needs, without a query of its own. By the customer's reminder index; with
     # a workspace condition SQLite would pick the workspace-wide overdue index and scan every overdue reminder.
-    overdue_all = func.sum(case((Reminder.due_at <= now, 1), else_=0)).over()
+    overdue_all = func.sum(case((and_(Reminder.due_at <= now, Reminder.deliver_at <= now), 1), else_=0)).over()
     rows = session.exec(
         select(Reminder, overdue_all)
         .where(Reminder.customer_id == customer.id, Reminder.kind == ReminderKind.followup,
