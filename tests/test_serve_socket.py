@@ -83,3 +83,35 @@ def test_a_redelivered_crm_log_records_one_touch(socket_server, tmp_path):
             assert connection.execute(select(func.count()).select_from(Interaction)).scalar() == 2
     finally:
         engine.dispose()
+
+
+def help_acked_within_3_seconds(server, connection: int) -> float:
+    sent = server.deliver("slash_commands", slash_command("help", trigger_id=f"3.{connection}"), connection=connection)
+    acks = server.wait_for_ack(sent.envelope_id, timeout=10)
+    assert acks, "the command on the new connection was never acked"
+    assert "/crm help [subcommand]" in text_of(acks[0].payload)
+    seconds = acks[0].at - sent.at
+    assert seconds < 3, f"acked after {seconds:.2f} s on the new connection; Slack gives up after 3"
+    return seconds
+
+
+def test_after_a_refresh_the_first_envelope_on_the_new_connection_is_acked_within_3_seconds(socket_server):
+    server = socket_server.socket_mode
+    [old] = server.open_connections()
+    server.refresh(old)
+    new = server.wait_connected(after=old, timeout=10)
+    assert new, "no new connection within 10 s of Slack's refresh_requested"
+    help_acked_within_3_seconds(server, new[-1])
+
+
+@pytest.mark.slow  # waits for the client to notice, a few seconds of real time each
+@pytest.mark.parametrize("silently", [False, True], ids=["abrupt", "silent"])
+def test_a_dropped_connection_is_replaced_within_10_seconds_and_answers(socket_server, silently):
+    server = socket_server.socket_mode
+    [old] = server.open_connections()
+    dropped_at = time.monotonic()
+    server.drop(old, silently=silently)
+    new = server.wait_connected(after=old, timeout=10)
+    assert new, f"the {'silently' if silently else 'abruptly'} dropped connection was not replaced within 10 s"
+    assert time.monotonic() - dropped_at < 10
+    help_acked_within_3_seconds(server, new[-1])
