@@ -39,12 +39,14 @@ def socket_processes(tmp_path, count: int = 1):
     finally:
         for proc in procs:
             proc.terminate()
-        logged = ""
+        logged, codes = "", []
         for proc in procs:
-            proc.wait(timeout=10)
+            codes.append(proc.wait(timeout=10))
             logged += proc.stdout.read().decode()
         fake.stop()
-    assert "Traceback" not in logged, logged
+    # SIGTERM closes the connection and stops cleanly, as systemd and docker stop expect.
+    assert "Traceback" not in logged and codes == [0] * count, (codes, logged)
+    assert logged.count("Socket Mode connection closed; Rapport stopped") == count, logged
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ on the same Slack API URL.
 """
 
 import asyncio
+import logging
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +35,8 @@ from slack_bolt.adapter.socket_mode.async_internals import send_async_response
 from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
 
 # A ping every 3 s: an abrupt drop is noticed within 3 s and a silent one within about 6 s (heartbeat and
 # monitor), inside issue 10's 10 s, for a few bytes a second per connection.
@@ -57,14 +61,26 @@ class RapportSocketModeHandler(SocketModeHandler):
         response = await asyncio.get_running_loop().run_in_executor(self._bolt, run_bolt_app, self.app, req)
         await send_async_response(client, req, response, started)
 
+    def shutdown(self) -> None:
+        self._bolt.shutdown(wait=False, cancel_futures=True)
+
 
 def run_socket_mode(app: App, app_token: str, *, url: str | None = None) -> None:
     """Connect (with `url`, the start-up check's apps.connections.open answer, if given) and serve until killed."""
 
     async def serve() -> None:
+        # SIGTERM (systemd, docker stop) ends the connection as Ctrl+C does: closed, not cut.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
         handler = RapportSocketModeHandler(app, app_token)
         socket_client = handler.client
         socket_client.wss_uri = url
-        await handler.start_async()
+        try:
+            await handler.start_async()
+        finally:
+            await handler.close_async()
+            handler.shutdown()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.info("Socket Mode connection closed; Rapport stopped")
