@@ -141,7 +141,11 @@ def main() -> None:
 
     print("adapter           ping   ack  refresh:new   ack  drop:new   ack  silent:new   ack   (seconds)")
     for name in options.adapters:
-        r = run(name, options.ping)
+        try:
+            r = run(name, options.ping)
+        except ImportError as missing:  # websocket-client is not a dependency of Rapport
+            print(f"{name:16} not installed ({missing.name}): pip install it to measure", flush=True)
+            continue
         print(f"{name:16} {show(r['ping']) if r['ping'] else ' dflt'} {show(r['ack'])} {show(r['refresh_new'])} "
               f"{show(r['refresh_ack'])} {show(r['drop_new'])} {show(r['drop_ack'])} {show(r['silent_new'])} "
               f"{show(r['silent_ack'])}", flush=True)
