@@ -52,7 +52,8 @@ class RapportSocketModeHandler(SocketModeHandler):
     def __init__(self, app: App, app_token: str, *, ping_interval: float = PING_SECONDS,
                  concurrency: int = CONCURRENCY) -> None:
         # Made inside the running loop: the aiohttp client session it opens needs one.
-        web_client = AsyncWebClient(base_url=app.client.base_url, timeout=app.client.timeout)
+        same_as = app.client  # the app's own Slack API URL and timeout
+        web_client = AsyncWebClient(base_url=same_as.base_url, timeout=same_as.timeout)
         super().__init__(app, app_token, web_client=web_client, ping_interval=ping_interval)
         self._bolt = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="socket-mode")
 
