@@ -44,11 +44,8 @@ def serve_http(app: App, engine, *, host: str, port: int, threads: int = HTTP_TH
 
 def serve_socket_mode(app: App, app_token: str, *, url: str | None = None) -> None:
     """`url`: the one apps.connections.open answered at start (bot/slack/startup.py), used for the first
-    connection rather than asking Slack for another."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    connection rather than asking Slack for another. The adapter and its settings: bot/slack/socket_mode.py."""
+    from bot.slack.socket_mode import run_socket_mode
 
     log.info("Rapport connecting to Slack in Socket Mode")
-    handler = SocketModeHandler(app, app_token)
-    socket_client = handler.client
-    socket_client.wss_uri = url
-    handler.start()
+    run_socket_mode(app, app_token, url=url)
