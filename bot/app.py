@@ -3,15 +3,17 @@
 import json
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import Executor
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
+from bot import metrics
 from bot.db import session_scope
 from bot.errors import RapportError
 from bot.runtime import Runtime
@@ -57,6 +59,14 @@ class RapportApp(App):
     """Bolt's App, plus the `/crm` router so help, tests and the manifest check can see what exists."""
 
     crm_router: "handlers.crm.Router"
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        """Every request, over HTTP or Socket Mode, counted with the time to its answer (the ack)."""
+        started = time.perf_counter()
+        response = super().dispatch(req)
+        metrics.request_answered(kind=metrics.kind_of(req.body), status=response.status,
+                                 seconds=time.perf_counter() - started)
+        return response
 
 
 def build_app(

@@ -11,12 +11,17 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.metrics import COUNTING
+
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
 
 
 def retry_handlers(max_retries: int = 3) -> list:
+    """Slack's own retry handlers, after the one that counts every attempt for /metrics (it must come first:
+    slack_sdk stops asking at the first handler that retries)."""
     return [
+        COUNTING,
         ConnectionErrorRetryHandler(max_retry_count=max_retries),
         RateLimitErrorRetryHandler(max_retry_count=max_retries),
         ServerErrorRetryHandler(max_retry_count=max_retries),
