@@ -16,6 +16,7 @@ import handlers
 from bot import metrics
 from bot.db import session_scope
 from bot.errors import RapportError
+from bot.logs import request_context
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
@@ -61,9 +62,11 @@ class RapportApp(App):
     crm_router: "handlers.crm.Router"
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
-        """Every request, over HTTP or Socket Mode, counted with the time to its answer (the ack)."""
+        """Every request, over HTTP or Socket Mode, counted with the time to its answer (the ack), and logged
+        with its workspace and a request id of its own."""
         started = time.perf_counter()
-        response = super().dispatch(req)
+        with request_context(workspace=req.context.team_id, request_id=uuid.uuid4().hex[:12]):
+            response = super().dispatch(req)
         metrics.request_answered(kind=metrics.kind_of(req.body), status=response.status,
                                  seconds=time.perf_counter() - started)
         return response

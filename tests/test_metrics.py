@@ -29,15 +29,16 @@ class Serve:
     def __init__(self, tmp_path, fake):
         self.tmp_path, self.fake = tmp_path, fake
         self.url = f"sqlite:///{tmp_path}/metrics.db"
-        self.proc, self.logs = None, []
+        self.proc, self.logs, self.stdout = None, [], ""
 
-    def start(self, *, scheduler: bool) -> "Serve":
+    def start(self, *, scheduler: bool, extra: tuple[str, ...] = ()) -> "Serve":
         port = free_port()
         env = clean_env(SLACK_BOT_TOKEN="xoxb-metrics", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=self.fake.api_url,
                         DATABASE_URL=self.url)
-        args = [RAPPORT, "serve", "--host", "127.0.0.1", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"])
+        args = [RAPPORT, "serve", "--host", "127.0.0.1", "--port", str(port), *extra] + (
+            [] if scheduler else ["--no-scheduler"])
         self.proc = subprocess.Popen(args, env=env, cwd=self.tmp_path, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -46,14 +47,15 @@ class Serve:
                     return self
             except requests.RequestException:
                 time.sleep(0.05)
-            assert self.proc.poll() is None, self.proc.stdout.read().decode()
+            assert self.proc.poll() is None, self.proc.communicate()
         raise AssertionError("rapport serve did not start")
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.logs.append(self.proc.stdout.read().decode())
+            out, err = self.proc.communicate(timeout=20)
+            self.logs.append(err.decode())
+            self.stdout = out.decode()
             self.proc = None
 
     def command(self, text: str) -> dict:
@@ -130,7 +132,7 @@ def test_metrics_count_requests_slack_calls_and_a_delivered_reminder(tmp_path, f
         assert len(dms) == 1 and "Send the proposal" in str(dms[0].args["blocks"])
     finally:
         serve.stop()
-    logs = "\n".join(serve.logs)
+    logs = "\n".join(serve.logs) + serve.stdout
     assert "Traceback" not in logs, logs
 
 
