@@ -15,13 +15,14 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 import handlers
 from bot import metrics
 from bot.db import session_scope
-from bot.errors import RapportError
+from bot.errors import LookupFailed, RapportError
 from bot.logs import request_context
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
 from bot.slack import people
-from bot.slack.acks import AckWaitingExecutor, wait_for_ack
+from bot.slack.acks import AckWaitingExecutor, after_answer, wait_for_ack
+from bot.slack.client import quick
 from bot.slack.installs import RequestAuthorize, clients_of
 from bot.slack.state import workspace_of
 from handlers import surveys
@@ -60,6 +61,7 @@ class RapportApp(App):
     """Bolt's App, plus the `/crm` router so help, tests and the manifest check can see what exists."""
 
     crm_router: "handlers.crm.Router"
+    signing_secret: str | None  # the HTTP edge verifies every request with it (bot/server.py)
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         """Every request, over HTTP or Socket Mode, counted with the time to its answer (the ack), and logged
@@ -113,6 +115,7 @@ def build_app(
     _wire_middleware(app, runtime)
     app.error(_handle_error)
     app.crm_router = handlers.register_all(app)
+    app.signing_secret = settings.slack_signing_secret
     _guard_listeners(app)
     return app
 
@@ -153,6 +156,8 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 
     @app.middleware
     def attach_runtime(context, body, next):
+        # Bolt's request verification runs before every middleware of ours: from here on the body is Slack's.
+        context["verified"] = True
         wait_for_ack(context)  # the answer leaves when the listener acks (bot/slack/acks.py)
         context["runtime"] = runtime
         team_id = workspace_of(body, context)
@@ -167,14 +172,30 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         """Customer records are internal: everything people do in Rapport is for members of our own team,
         except what customers do (answer and comment on surveys) and `/crm help`. Denied unless allowed, so a
         new kind of payload is closed until someone opens it."""
+        if body.get("type") == "event_callback":
+            return next()  # events are not people acting; App Home checks its reader itself
         user_id = _acting_user(body)
-        if user_id is None or surveys.for_customers(body) or _asks_for_help(app, body):
+        if user_id is None:  # a payload that names nobody is let through to nothing
+            logger.warning("refused a %s payload that names no user", body.get("type") or "command")
+            if body.get("type") == "block_suggestion":
+                return _json_response({"options": []})
+            return BoltResponse(status=200, body="")
+        if surveys.for_customers(body) or _asks_for_help(app, body):
             return next()
+        workspace_id = workspace_of(body, context) or ""
         try:
-            context["person"] = people.member(runtime, client, workspace_id=workspace_of(body, context) or "",
-                                              user_id=user_id)
+            # Someone not yet cached is looked up quickly, so a slow or rate-limiting Slack cannot make this
+            # request miss its 3 seconds.
+            context["person"] = people.member(runtime, quick(client), workspace_id=workspace_id, user_id=user_id)
         except RapportError as refused:  # not a member, or Slack cannot say who this is
             kind = body.get("type")
+            if isinstance(refused, LookupFailed) and "command" in body and body.get("response_url"):
+                # "One moment" now; the command runs once Slack has said who this is (nobody unknown gets in).
+                after_answer(app.listener_runner.listener_executor, _run_when_known, app, runtime, client, body,
+                             workspace_id, user_id, respond)
+                return _json_response({"response_type": "ephemeral", "text": ONE_MOMENT})
+            if isinstance(refused, LookupFailed):
+                refused = LookupFailed(LOOKUP_SLOW)
             if kind == "block_suggestion":
                 return _json_response({"options": []})  # the picker names no customer
             answer = _handle_error(refused, body, logger, BoltResponse(status=200, body=""), respond, client,
@@ -183,20 +204,50 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         return next()
 
     @app.middleware
-    def skip_event_retries(body, context, next):
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
+    def skip_redeliveries(req, body, context, next):
+        """What Slack delivers again is handled once: an Events API retry (HTTP or Socket Mode) by its event_id;
+        in Socket Mode, a command, click or form whose envelope came again (a lost ack, a dropped connection)
+        by its trigger_id. Over HTTP Slack never resends those, and a replayed request fails its signature."""
+        delivery_id = _delivery_id(body, socket_mode=req.mode == "socket_mode")
+        if delivery_id:
             with session_scope(runtime.engine) as session:
                 first = first_delivery(
                     session,
-                    event_id=event_id,
+                    delivery_id=delivery_id,
                     workspace_id=context.get("team_id") or "",
                     now=runtime.clock.now(),
                 )
             if not first:
-                log.info("event %s already handled; Slack retry ignored", event_id)
+                log.info("%s %s already handled; delivered again, ignored", body.get("type") or "command",
+                         delivery_id)
                 return BoltResponse(status=200, body="")
         return next()
+
+
+def _delivery_id(body: dict, *, socket_mode: bool) -> str | None:
+    if body.get("type") == "event_callback":
+        return body.get("event_id") or None
+    trigger_id = body.get("trigger_id")
+    return trigger_id if socket_mode and isinstance(trigger_id, str) and trigger_id else None
+
+
+ONE_MOMENT = ":hourglass_flowing_sand: One moment — checking with Slack that you are on our team…"
+LOOKUP_SLOW = "Slack is slow to say who you are just now; please try again in a moment."
+
+
+def _run_when_known(app: "RapportApp", runtime: Runtime, client, body: dict, workspace_id: str, user_id: str,
+                    respond) -> None:
+    """A command whose sender Slack could not name in time: asked again (with the client's retries, waiting out
+    a 429), then run as if just sent, its answer delivered through response_url."""
+    try:
+        people.member(runtime, client, workspace_id=workspace_id, user_id=user_id)
+    except RapportError as refused:
+        respond(text=refused.mrkdwn(), response_type="ephemeral", replace_original=True)
+        return
+    # Verified already; Socket Mode's form of a request carries the parsed body as it is.
+    answer = app.dispatch(BoltRequest(body=body, mode="socket_mode"))
+    if answer.status == 200 and answer.body:
+        respond(**{**json.loads(answer.body), "replace_original": True})
 
 
 def _asks_for_help(app: "RapportApp", body: dict) -> bool:
@@ -210,13 +261,9 @@ def _asks_for_help(app: "RapportApp", body: dict) -> bool:
 
 
 def _acting_user(body: dict) -> str | None:
-    """Who typed, pressed, searched or submitted: any command or interactive payload. Events are not checked
-    here, before Bolt's ack: App Home checks its reader itself, after it (handlers/home.py)."""
-    if "command" in body:
-        return body.get("user_id")
-    if body.get("type") == "event_callback":
-        return None
-    return (body.get("user") or {}).get("id")
+    """Who typed, pressed, searched or submitted: any command or interactive payload."""
+    user_id = body.get("user_id") if "command" in body else (body.get("user") or {}).get("id")
+    return user_id if isinstance(user_id, str) and user_id else None
 
 
 def user_message(error: Exception) -> tuple[str, str | None]:
@@ -232,6 +279,10 @@ def user_message(error: Exception) -> tuple[str, str | None]:
 
 
 def _handle_error(error, body, logger, response, respond, client, context):
+    if not context.get("verified"):
+        # Raised before Bolt's verification finished: the body may be anyone's, so nothing is posted anywhere.
+        logger.warning("refused a request that failed before verification: %s", type(error).__name__)
+        return BoltResponse(status=401, body="")
     text, reference = user_message(error)
     if reference:
         logger.error("unhandled error (ref %s) in %s", reference, body.get("type") or "command", exc_info=error)
@@ -245,7 +296,8 @@ def _handle_error(error, body, logger, response, respond, client, context):
         return _json_response({"response_type": "ephemeral", "text": text})
     if body.get("response_url") or body.get("response_urls"):
         respond(text=text, response_type="ephemeral", replace_original=False)
-        return None
+        # Raised before the ack: the person has been told, so Slack gets an ack rather than a 500.
+        return BoltResponse(status=200, body="") if response is not None else None
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     if user and channel:

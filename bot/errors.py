@@ -53,5 +53,31 @@ class PermissionDenied(RapportError):
         return text
 
 
+class NotOurTeam(PermissionDenied):
+    """Someone outside our own team (a guest, another organisation, a bot, a deactivated account) was named for
+    a role that is for our team only, or tried to use Rapport. The words are rendered from a template
+    (templates/not_teammate.j2): `mrkdwn` for messages, `plain` for a form's error under `field`."""
+
+    def __init__(self, *, mrkdwn: str, plain: str, field: str | None = None):
+        super().__init__(plain)
+        self._mrkdwn = mrkdwn
+        self.field = field
+
+    def mrkdwn(self) -> str:
+        return self._mrkdwn
+
+
+class ChannelRefused(BadInput):
+    """A channel cannot take what it was chosen for: internal content in a channel shared with another
+    organisation, a survey in a channel with no customers in it. Words from templates/channel_refused.j2."""
+
+    def __init__(self, *, mrkdwn: str, plain: str, field: str | None = None):
+        super().__init__(plain, field=field)
+        self._mrkdwn = mrkdwn
+
+    def mrkdwn(self) -> str:
+        return self._mrkdwn
+
+
 class LookupFailed(RapportError):
     """Slack could not be asked (an error other than "no such thing", after the client's own retries)."""

@@ -5,19 +5,19 @@ import logging
 
 from prometheus_client import make_wsgi_app
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
+
+from bot.slack.requests import VerifiedHandler
 
 log = logging.getLogger(__name__)
 
 HTTP_THREADS = 16
-
-
 class WsgiApp:
-    """Bolt's WSGI handler plus a health check that also asks the database, and this process's metrics."""
+    """Bolt's WSGI handler (behind the verification above) plus a health check that also asks the database,
+    and this process's metrics."""
 
-    def __init__(self, app: App, engine):
-        self.bolt = SlackRequestHandler(app)
+    def __init__(self, app: App, engine, *, signing_secret: str | None = None):
+        self.bolt = VerifiedHandler(app, signing_secret=signing_secret or app.signing_secret)
         self.engine = engine
         self.metrics = make_wsgi_app()  # the text format (or OpenMetrics when asked for), gzip when accepted
 
@@ -47,8 +47,13 @@ def serve_http(app: App, engine, *, host: str, port: int, threads: int = HTTP_TH
     serve(WsgiApp(app, engine), host=host, port=port, threads=threads, ident="rapport", _quiet=True)
 
 
-def serve_socket_mode(app: App, app_token: str) -> None:
+def serve_socket_mode(app: App, app_token: str, *, url: str | None = None) -> None:
+    """`url`: the one apps.connections.open answered at start (bot/slack/startup.py), used for the first
+    connection rather than asking Slack for another."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     log.info("Rapport connecting to Slack in Socket Mode")
-    SocketModeHandler(app, app_token).start()
+    handler = SocketModeHandler(app, app_token)
+    socket_client = handler.client
+    socket_client.wss_uri = url
+    handler.start()

@@ -2,12 +2,25 @@
 
 from slack_bolt import App
 
-from handlers import config, crm, customers, digest, forms, help, home, reminders, stats, surveys, workspaces
+from handlers import (
+    channels,
+    config,
+    crm,
+    customers,
+    digest,
+    forms,
+    help,
+    home,
+    reminders,
+    stats,
+    surveys,
+    workspaces,
+)
 
 
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, config, workspaces):
+    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, config, workspaces, channels):
         feature.register(app, router)
     return router

@@ -75,6 +75,10 @@ class Command:
         return people.actor(self.runtime, self.client, workspace_id=self.workspace_id, user_id=self.user_id,
                             person=self.person)
 
+    def ensure_teammate(self, user_id: str, *, role: str) -> None:
+        """Refuse (NotOurTeam) before anything is written when `user_id` cannot take `role` (bot/slack/people.py)."""
+        people.ensure_teammate(self.runtime, self.client, workspace_id=self.workspace_id, user_id=user_id, role=role)
+
     def ack_now(self) -> None:
         """Acknowledge before slow work (opening a modal, posting to a channel); answer later via respond."""
         if not self.acked:

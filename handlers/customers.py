@@ -1,10 +1,17 @@
 """/crm add, show, list, log, contact, level, org, stage, tier, owner, history: customers and relationship state."""
 
+import json
+
+from bot.db import read_scope
 from bot.errors import BadInput
 from bot.services import customers as svc
+from bot.services import reminders as reminders_svc
 from bot.services.card import LIST_SCOPES, list_accounts
 from bot.services.vocabulary import human, level_label, parse_choice
+from bot.services.workspaces import get_workspace
+from bot.slack.client import post_to_each
 from bot.slack.render import day, esc, render, user
+from bot.slack.state import action_value, metadata, row_id, workspace_of
 from bot.slack.text import rest_after
 from handlers import forms
 from handlers.args import channel_option, joined, split, user_option
@@ -42,6 +49,9 @@ def add(command: Command) -> Reply | None:
     if not name:
         raise BadInput("The customer needs a name.", hint=ADD.usage_hint())
     options = args.options
+    owner_id = user_option(options["owner"]) if "owner" in options else None
+    if owner_id and owner_id != command.user_id:  # the caller passed the members-only check already
+        command.ensure_teammate(owner_id, role="owner")
     with command.work() as (session, workspace):
         customer = svc.create_customer(
             session,
@@ -53,7 +63,7 @@ def add(command: Command) -> Reply | None:
             stage=parse_choice(Stage, options["stage"]) if "stage" in options else Stage.prospect,
             org_relationship=parse_choice(OrgRelationship, options["org"]) if "org" in options
             else OrgRelationship.vendor,
-            owner_id=user_option(options["owner"]) if "owner" in options else None,
+            owner_id=owner_id,
             channel_id=channel_option(options["channel"]) if "channel" in options else None,
         )
         return card_reply(session, workspace, customer, command.now, notice=f":white_check_mark: Added by {user(command.user_id)}.")
@@ -81,23 +91,47 @@ def show(command: Command) -> Reply:
 
 LIST = Subcommand(
     name="list",
-    usage="/crm list [mine|key|at-risk|all]",
-    summary="accounts, most urgent first (default: mine)",
-    examples=["/crm list", "/crm list at-risk"],
+    usage="/crm list [mine|key|at-risk|attention|all] [owner:@name] [tier:key|general|longtail]",
+    summary="accounts with their health, most urgent first (default: mine); at-risk: lowest score first",
+    examples=["/crm list", "/crm list at-risk", "/crm list attention owner:@alice", "/crm list all tier:key"],
     run=lambda command: list_(command),
     aliases=("ls",),
 )
 
 
 def list_(command: Command) -> Reply:
-    scope = command.args[0].text.lower() if command.args else "mine"
-    if scope not in LIST_SCOPES or len(command.args) > 1:
+    args = split(command.args, options={"owner", "tier"}, usage=LIST.usage_hint())
+    scope = args.words[0].text.lower() if args.words else "mine"
+    if scope not in LIST_SCOPES or len(args.words) > 1 or args.users or args.channels:
         raise BadInput(f"`/crm list` shows {', '.join(LIST_SCOPES)}.", hint=LIST.usage_hint())
-    with command.read() as (session, workspace):
-        lines, total = list_accounts(session, workspace=workspace, scope=scope, user_id=command.user_id,
-                                     now=command.now)
-    blocks = render("customer_list.j2", lines=lines, total=total, scope=scope)
-    return Reply(text=f"{total} customers ({scope})", blocks=blocks)
+    owner = user_option(args.options["owner"]) if "owner" in args.options else None
+    tier = parse_choice(Tier, args.options["tier"]).value if "tier" in args.options else None
+    return list_page(command.runtime, workspace_id=command.workspace_id, user_id=command.user_id, scope=scope,
+                     owner=owner, tier=tier, offset=0)
+
+
+def list_page(runtime, *, workspace_id: str, user_id: str, scope: str, owner: str | None, tier: str | None,
+              offset: int) -> Reply:
+    with read_scope(runtime.engine) as session:
+        page = list_accounts(session, workspace=get_workspace(session, workspace_id), scope=scope,
+                             user_id=user_id, now=runtime.clock.now(), offset=offset, owner_id=owner, tier=tier)
+    more = json.dumps({"scope": scope, "owner": owner, "tier": tier, "offset": offset + len(page.lines)})
+    blocks = render("customer_list.j2", page=page, scope=scope, owner=owner, tier=tier, more=more)
+    return Reply(text=f"{page.total} customers ({scope})", blocks=blocks)
+
+
+def next_page(ack, body, context, respond) -> None:
+    """The list's More button: the next page, in place of the one shown."""
+    ack()
+    wanted = metadata({"private_metadata": action_value(body)})
+    scope, offset = wanted.get("scope"), row_id(wanted.get("offset"))
+    if scope not in LIST_SCOPES or offset is None:
+        raise BadInput("That list is out of date; run `/crm list` again.")
+    owner, tier = wanted.get("owner"), wanted.get("tier")
+    reply = list_page(context["runtime"], workspace_id=workspace_of(body, context), user_id=body["user"]["id"],
+                      scope=scope, owner=owner if isinstance(owner, str) else None,
+                      tier=tier if tier in {t.value for t in Tier} else None, offset=offset)
+    respond(**reply.payload(), replace_original=True)
 
 
 HISTORY = Subcommand(
@@ -241,9 +275,9 @@ ORG = _state_subcommand("org", HistoryField.org, OrgRelationship, "change the or
 
 OWNER = Subcommand(
     name="owner",
-    usage="/crm owner <customer> @user [reason…]",
-    summary="hand the account to someone else",
-    examples=['/crm owner "Acme Corp" @bob taking over APAC'],
+    usage="/crm owner <customer> @user [keep-followups] [reason…]",
+    summary="hand the account to someone else: its revisits and your open follow-ups on it go with it",
+    examples=['/crm owner "Acme Corp" @bob taking over APAC', "/crm owner acme @bob keep-followups"],
     run=lambda command: owner(command),
     group="Relationship",
 )
@@ -254,17 +288,44 @@ def owner(command: Command) -> Reply:
     customer_word, user_word = command.args[:2]
     if not user_word.user_id:
         raise BadInput("Name the new owner as @someone.", hint=OWNER.usage_hint())
-    reason = rest_after(command.text, user_word) or None
+    rest = command.args[2:]
+    keep = bool(rest) and not rest[0].quoted and rest[0].text.lower() == "keep-followups"
+    reason = rest_after(command.text, rest[0] if keep else user_word) or None
+    new = user_word.user_id
+    command.ensure_teammate(new, role="owner")
     actor = command.actor()
     with command.work() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        previous = customer.owner_id
         change = svc.change_state(session, workspace=workspace, customer=customer, field=HistoryField.owner,
-                                  value=user_word.user_id, actor=actor, now=command.now, reason=reason)
+                                  value=new, actor=actor, now=command.now, reason=reason)
         if change is None:
-            notice = f"{user(user_word.user_id)} already owns {esc(customer.name, 80)}."
-        else:
-            notice = f":white_check_mark: {esc(customer.name, 80)} now belongs to {user(user_word.user_id)}."
-        return card_reply(session, workspace, customer, command.now, notice=notice)
+            return card_reply(session, workspace, customer, command.now,
+                              notice=f"{user(new)} already owns {esc(customer.name, 80)}.")
+        moved = reminders_svc.hand_over(session, customer=customer, previous=previous, new=new,
+                                        keep_followups=keep, now=command.now)
+        name = esc(customer.name, 80)
+        went = _plural(moved.followups, "open follow-up") + " and " + _plural(moved.revisits, "revisit")
+        reply = card_reply(session, workspace, customer, command.now,
+                           notice=f":white_check_mark: {name} now belongs to {user(new)}; {went} went with it."
+                           + (f" {user(previous)} keeps {_plural(moved.kept, 'follow-up')} on it." if keep else ""))
+        from_whom = f" from {user(previous)}" if previous else ""
+        welcome = card_reply(session, workspace, customer, command.now, notice=(
+            f":handshake: You now own *{name}*{from_whom}, handed over by {user(command.user_id)}; {went} "
+            f"are yours now. Here is where the account stands:"))
+    command.ack_now()  # the DMs talk to Slack
+    post_to_each(command.client, [new], text=f"You now own {name}", blocks=welcome.blocks)
+    if previous and previous != new:
+        note = (f":arrow_right: *{name}* now belongs to {user(new)}. "
+                + (f"You keep your {_plural(moved.kept, 'open follow-up')} on it." if keep
+                   else f"Your open follow-ups on it ({moved.followups}) went to them."))
+        post_to_each(command.client, [previous], text=f"{name} now belongs to {user(new)}",
+                     blocks=render("notice.j2", text=note))
+    return reply
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 # -- ecosystem (客户生态圈) -----------------------------------------------------------------------------------
@@ -327,6 +388,7 @@ def _pair(command: Command, session, workspace):
 def register(app, router: Router) -> None:
     for subcommand in (ADD, SHOW, LIST, LOG, CONTACT, HISTORY):
         router.add(subcommand)
+    app.action("list.more")(next_page)
     for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER, LINK, UNLINK):
         router.add(subcommand)
 

@@ -16,7 +16,7 @@ from bot.services.workspaces import get_workspace
 from bot.slack import people
 from bot.slack.reminders import redraw_dm
 from bot.slack.render import one_line, render, slack_date
-from bot.slack.state import metadata, read_state, workspace_of
+from bot.slack.state import action_value, metadata, read_state, row_id, workspace_of
 from bot.slack.text import unescape_slack
 from handlers.cards import card_reply
 from models import Contact, Customer
@@ -33,16 +33,6 @@ CHOICES = {
     "levels": [(str(int(level)), level_label(int(level))) for level in RelationshipLevel],
 }
 PICKER_LIMIT = 100  # Slack shows at most 100 options
-MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers; PostgreSQL refuses to even compare a larger number
-
-
-def row_id(value) -> int | None:
-    """An id from a button value or private metadata, which anyone can forge: a database integer, or None."""
-    text = str(value if value is not None else "")
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ROW_ID:
-        return None
-    return int(text)
-
 
 def customer_in(session, workspace_id: str, customer_id) -> Customer:
     number = row_id(customer_id)
@@ -116,7 +106,7 @@ def register(app: App, router) -> None:
     def open_card(ack: Ack, body, context, client, respond):
         ack()
         runtime: Runtime = context["runtime"]
-        team, customer_id = workspace_of(body, context), body["actions"][0]["value"]
+        team, customer_id = workspace_of(body, context), action_value(body)
         if body.get("container", {}).get("type") == "view":
             open_card_modal(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,
                             customer_id=customer_id, push=body.get("view", {}).get("type") == "modal")
@@ -131,20 +121,20 @@ def register(app: App, router) -> None:
     def log_touch_button(ack: Ack, body, context, client):
         ack()
         open_touch_form(context["runtime"], client, trigger_id=body["trigger_id"], workspace_id=workspace_of(body, context),
-                        customer_id=body["actions"][0]["value"], push=body.get("view", {}).get("type") == "modal")
+                        customer_id=action_value(body), push=body.get("view", {}).get("type") == "modal")
 
     @app.action("card.edit")
     def edit_button(ack: Ack, body, context, client):
         ack()
         open_customer_form(context["runtime"], client, trigger_id=body["trigger_id"],
                            workspace_id=workspace_of(body, context), user_id=body["user"]["id"],
-                           customer_id=body["actions"][0]["value"])
+                           customer_id=action_value(body))
 
     @app.action("card.contact")
     def contact_button(ack: Ack, body, context, client):
         ack()
         open_contact_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                          workspace_id=workspace_of(body, context), customer_id=body["actions"][0]["value"])
+                          workspace_id=workspace_of(body, context), customer_id=action_value(body))
 
     @app.shortcut("log_to_customer")
     def log_message_shortcut(ack: Ack, shortcut, context, client):
@@ -174,6 +164,14 @@ def register(app: App, router) -> None:
         view, user_id, team = body["view"], body["user"]["id"], workspace_of(body, context)
         values, meta = read_state(view), metadata(view)
         actor = people.actor(runtime, client, workspace_id=team, user_id=user_id, person=context.get("person"))
+        owner = values.get("owner")
+        if meta.get("customer_id") is not None:
+            with read_scope(runtime.engine) as session:
+                unchanged = customer_in(session, team, meta["customer_id"]).owner_id
+        else:
+            unchanged = user_id  # the one saving passed the members-only check
+        if owner and owner != unchanged:
+            people.ensure_teammate(runtime, client, workspace_id=team, user_id=owner, role="owner", field="owner")
         now = runtime.clock.now()
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, team)

@@ -11,6 +11,7 @@ from bot.services.digest import build_digest
 from bot.services.workspaces import get_workspace
 from bot.slack.people import actor, member
 from bot.slack.render import render
+from bot.slack.state import action_value
 from handlers import forms
 from handlers.crm import Router
 
@@ -56,7 +57,7 @@ def register(app: App, router: Router) -> None:
     @app.action("home.account")
     def account_menu(ack: Ack, body, context, client):
         ack()
-        what, _, customer_id = body["actions"][0]["selected_option"]["value"].partition(":")
+        what, _, customer_id = action_value(body).partition(":")
         runtime, team = context["runtime"], context["team_id"]
         if what == "touch":
             forms.open_touch_form(runtime, client, trigger_id=body["trigger_id"], workspace_id=team,

@@ -15,7 +15,7 @@ from bot.services.worktime import WorkingHours
 from bot.slack import people
 from bot.slack.reminders import redraw_dm
 from bot.slack.render import esc, render, slack_date
-from bot.slack.state import metadata, read_state
+from bot.slack.state import action_value, metadata, read_state, row_id, workspace_of
 from bot.slack.text import rest_after
 from handlers import forms
 from handlers.crm import Command, Reply, Router, Subcommand
@@ -88,13 +88,13 @@ def reminders(command: Command) -> Reply:
     return Reply(text=f"{len(rows)} open reminders", blocks=render("reminders_list.j2", rows=rows))
 
 
-def _redraw(runtime: Runtime, client, body: dict, respond, user_id: str, state: str | None) -> None:
+def _redraw(runtime: Runtime, client, body: dict, respond, team: str, user_id: str, state: str | None) -> None:
     """Show the outcome in place: the DM the buttons sit on, or the ephemeral list."""
     container = body.get("container") or {}
     channel, ts = container.get("channel_id"), container.get("message_ts")
     if container.get("is_ephemeral") or not channel:
         with session_scope(runtime.engine) as session:
-            rows = svc.open_reminders(session, workspace_id=body["team"]["id"], owner_id=user_id, limit=40)
+            rows = svc.open_reminders(session, workspace_id=team, owner_id=user_id, limit=40)
         respond(replace_original=True, text=f"{len(rows)} open reminders",
                 blocks=render("reminders_list.j2", rows=rows))
         return
@@ -106,8 +106,9 @@ def _is_agenda(body: dict) -> bool:
     return (body.get("message") or {}).get("blocks", [{}])[0].get("type") == "header"
 
 
-def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: int | None) -> None:
-    user_id, team = body["user"]["id"], body["team"]["id"]
+def act(runtime: Runtime, client, body: dict, respond, team: str, what: str, reminder_id: int | None) -> None:
+    """`team`: the installed workspace, from Bolt's context (org-wide installs send `team: null`)."""
+    user_id = body["user"]["id"]
     now = runtime.clock.now()
     tz = owner_tz(runtime, client, team, user_id) if what in SNOOZES else None
     with session_scope(runtime.engine) as session:
@@ -135,7 +136,7 @@ def act(runtime: Runtime, client, body: dict, respond, what: str, reminder_id: i
                               reminder={"id": reminder.id, "channel": container.get("channel_id"),
                                         "ts": container.get("message_ts"), "agenda": _is_agenda(body)})
         return
-    _redraw(runtime, client, body, respond, user_id, state)
+    _redraw(runtime, client, body, respond, team, user_id, state)
 
 
 def register(app: App, router: Router) -> None:
@@ -146,7 +147,8 @@ def register(app: App, router: Router) -> None:
         # Bolt injects listener arguments by name, so the action's meaning is bound in a closure.
         def handler(ack: Ack, body, context, client, respond):
             ack()
-            act(context["runtime"], client, body, respond, what, forms.row_id(body["actions"][0]["value"]))
+            act(context["runtime"], client, body, respond, workspace_of(body, context), what,
+                row_id(action_value(body)))
 
         return handler
 
@@ -157,14 +159,14 @@ def register(app: App, router: Router) -> None:
     @app.action("reminder.menu")
     def reminder_menu(ack: Ack, body, context, client, respond):
         ack()
-        what, _, reminder_id = body["actions"][0]["selected_option"]["value"].partition(":")
-        act(context["runtime"], client, body, respond, what, forms.row_id(reminder_id))
+        what, _, reminder_id = action_value(body).partition(":")
+        act(context["runtime"], client, body, respond, workspace_of(body, context), what, row_id(reminder_id))
 
     @app.action("card.remind")
     def remind_button(ack: Ack, body, context, client):
         ack()
         forms.open_remind_form(context["runtime"], client, trigger_id=body["trigger_id"],
-                               workspace_id=context["team_id"], customer_id=body["actions"][0]["value"],
+                               workspace_id=context["team_id"], customer_id=action_value(body),
                                push=(body.get("view") or {}).get("type") == "modal")
 
     @app.view("remind_form")

@@ -5,7 +5,7 @@ import re
 from slack_bolt import Ack, App
 
 from bot.db import session_scope
-from bot.errors import BadInput
+from bot.errors import BadInput, NotFound
 from bot.runtime import Runtime
 from bot.services import customers as customer_svc
 from bot.services import surveys as svc
@@ -13,7 +13,7 @@ from bot.services.workspaces import get_workspace
 from bot.services.worktime import WorkingHours
 from bot.slack import people
 from bot.slack.render import day, esc, render
-from bot.slack.state import metadata, read_state
+from bot.slack.state import action_value, metadata, read_state, row_id
 from bot.slack.surveys import ClickOrder, CountRedrawer, close_and_report, post_survey
 from handlers import forms
 from handlers.args import joined
@@ -81,6 +81,23 @@ def close_command(command: Command) -> Reply:
         f":white_check_mark: The survey for *{esc(customer.name, 80)}* is closed; the summary is in your DMs.")))
 
 
+def survey_of(value) -> int:
+    """The survey a button or form names; a forged or mangled value names none."""
+    survey_id = row_id(value)
+    if survey_id is None:
+        raise NotFound("This survey no longer exists.")
+    return survey_id
+
+
+def answer_of(value: str) -> tuple[int, int]:
+    """An answer button's value, `<survey id>:<score>`."""
+    survey_text, _, score_text = value.partition(":")
+    survey_id, score = survey_of(survey_text), row_id(score_text)
+    if score is None:
+        raise BadInput("That is not a score of this survey.")
+    return survey_id, score
+
+
 def register(app: App, router: Router) -> None:
     router.add(SURVEY)
     redrawers: list[CountRedrawer] = []  # one per app: it owns the timers of throttled redraws
@@ -94,11 +111,11 @@ def register(app: App, router: Router) -> None:
     @app.action(ANSWER)
     def answered(ack: Ack, body, context, client, respond):
         runtime: Runtime = context["runtime"]
-        survey_id, _, score = body["actions"][0]["value"].partition(":")
+        survey_id, score = answer_of(action_value(body))
         user = body["user"]
         team = context["team_id"]  # the installed workspace, even when the clicker is from another org
         respondent_team = user.get("team_id")
-        # Acked once the click holds its ticket (see ClickOrder), then stored in this person's order.
+        # Stored in this person's order, then acked (see ClickOrder): an acknowledged click is never lost.
         with click_order.turn(survey_id, user["id"], then=ack) as latest:
             if not latest:
                 return  # a newer click of theirs came in meanwhile: it stores and thanks for itself
@@ -109,9 +126,9 @@ def register(app: App, router: Router) -> None:
             now = runtime.clock.now()
             with session_scope(runtime.engine) as session:
                 workspace = get_workspace(session, team)
-                survey = svc.get_survey(session, workspace_id=team, survey_id=int(survey_id))
+                survey = svc.get_survey(session, workspace_id=team, survey_id=survey_id)
                 result = svc.answer(session, survey=survey, workspace=workspace, respondent_id=user["id"],
-                                    respondent_team_id=respondent_team, is_guest=is_guest, score=int(score),
+                                    respondent_team_id=respondent_team, is_guest=is_guest, score=score,
                                     now=now)
                 customer = session.get(Customer, survey.customer_id) if result.became_low else None
         if not result.counted:
@@ -130,7 +147,7 @@ def register(app: App, router: Router) -> None:
         ack()
         runtime: Runtime = context["runtime"]
         with session_scope(runtime.engine) as session:
-            survey = svc.get_survey(session, workspace_id=context["team_id"], survey_id=int(body["actions"][0]["value"]))
+            survey = svc.get_survey(session, workspace_id=context["team_id"], survey_id=survey_of(action_value(body)))
         client.views_open(trigger_id=body["trigger_id"], view=render("survey_comment_form.j2", survey=survey))
 
     @app.view(COMMENT_FORM)
@@ -139,7 +156,7 @@ def register(app: App, router: Router) -> None:
         user_id = body["user"]["id"]
         with session_scope(runtime.engine) as session:
             survey = svc.get_survey(session, workspace_id=context["team_id"],
-                                    survey_id=int(metadata(body["view"]).get("survey_id") or 0))
+                                    survey_id=survey_of(metadata(body["view"]).get("survey_id")))
             try:
                 response = svc.add_comment(session, survey=survey, respondent_id=user_id,
                                            comment=read_state(body["view"]).get("comment") or "",
@@ -161,7 +178,7 @@ def register(app: App, router: Router) -> None:
         ack()
         runtime: Runtime = context["runtime"]
         with session_scope(runtime.engine) as session:
-            customer = forms.customer_in(session, context["team_id"], body["actions"][0]["value"])
+            customer = forms.customer_in(session, context["team_id"], action_value(body))
             cooldown_days = get_workspace(session, context["team_id"]).survey_cooldown_days
         opener = client.views_push if (body.get("view") or {}).get("type") == "modal" else client.views_open
         opener(trigger_id=body["trigger_id"], view=render("survey_form.j2", customer=customer,

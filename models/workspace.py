@@ -20,6 +20,9 @@ class Workspace(SQLModel, table=True):
     # Settings read by reminders, surveys and the digest (PRODUCT.md §3 `/crm config`).
     timezone: str = Field(default="UTC", max_length=64)
     digest_channel: str | None = Field(default=None, max_length=32)
+    # Set when the managers' channel turned out shared with another organisation (the channel_shared event, or
+    # conversations.info before a post): nothing internal goes there until another channel is chosen.
+    digest_channel_shared_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     digest_weekday: int = 0  # Monday
     digest_time: str = Field(default="09:00", max_length=5)
     cadence_key_days: int = 14

@@ -1,12 +1,17 @@
 """Test helpers that read like the product: people run commands, click buttons, and read what Rapport said."""
 
 import json
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event
+from waitress.server import create_server
+from waitress.wasyncore import close_all
 
 from bot.app import build_app
 from bot.runtime import Runtime
+from bot.server import HTTP_THREADS, WsgiApp
 from bot.slack import presets
 from bot.slack.fake import validate_message_blocks
 from bot.slack.simulate import Person, SlackSimulator, TrackingExecutor
@@ -153,3 +158,19 @@ def counting_queries(engine):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def served(app, engine) -> Iterator[str]:
+    """The production WSGI app under waitress on 127.0.0.1, in a thread; yields the /slack/events URL."""
+    server = create_server(WsgiApp(app, engine), host="127.0.0.1", port=0, threads=HTTP_THREADS)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}/slack/events"
+    finally:
+        # Closed from the loop's own thread (the trigger runs thunks there), then the workers stop.
+        server.trigger.pull_trigger(lambda: close_all(server._map))
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "waitress did not stop"
+        server.task_dispatcher.shutdown()

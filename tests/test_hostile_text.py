@@ -15,7 +15,7 @@ NOTE = ("Met <!here> & <@U0MEI> at <https://evil.example|a link>\nnext line \"q\
         + "长" * 40)
 SUMMARY_MAX, NAME_MAX = 2000, 200
 # Our own markup in mrkdwn: mentions of the test's people, channel links, dates, safe links.
-OUR_MARKUP = re.compile(r"<(?:@U0ALICE|@U0BOB|#C0[A-Z]+|!date\^[^>|]+\|[^>]*|https://rapport-test\.slack\.com/[^>|]+\|message)>")
+OUR_MARKUP = re.compile(r"<(?:@U0ALICE|@U0BOB|@U0CAROL|#C0[A-Z]+|!date\^[^>|]+\|[^>]*|https://rapport-test\.slack\.com/[^>|]+\|message)>")
 
 
 def typed(text: str) -> str:
@@ -132,7 +132,8 @@ def test_limits_are_named_and_nothing_is_cut_silently(slack):
 
 def test_modals_show_the_name_verbatim_in_plain_text_and_escaped_in_mrkdwn(slack):
     add_by_form(slack, NAME)
-    with_newline = NAME[:150] + "\nsecond line\t'tab'"
+    assert add_by_form(slack, NAME[:150] + "\nsecond line")["errors"]["name"] == "The customer name must be on one line."
+    with_newline = NAME[:150] + " second\t'tab'"  # (a name is one line: a tab is the most it can hold)
     assert add_by_form(slack, with_newline) == {}
     with slack.session() as session:
         assert set(session.exec(select(Customer.name)).all()) == {NAME, with_newline}
@@ -227,3 +228,43 @@ def test_app_home_escapes_names_and_notes(slack):
     view = call.args["view"]
     assert_view_escaped(view)
     assert "&lt;!channel&gt; &amp; &lt;@U0MEI&gt;" in json.dumps(view, ensure_ascii=False)
+
+
+POSTING = ("chat.postMessage", "chat.postEphemeral", "chat.update", "response_url", "views.open", "views.push",
+           "views.update", "views.publish")
+
+
+def test_every_message_and_notification_text_of_a_survey_and_a_reminder_pings_nobody(slack, clock):
+    """A hostile customer name through a survey's whole life (posted, a low score with its alert and follow-up, the
+    close and the summary DM), a reminder DM and the weekly digest: every text Slack would parse, the
+    notification fallbacks included, is escaped."""
+    from datetime import timedelta
+
+    from bot.scheduler import run_due_work
+    from bot.slack.simulate import Person
+
+    hostile = "Evil <!here> <@U0EVIL> <https://evil.example|click me> Co"
+    slack.command("mei", "config digest-channel <#C0MANAGERS|managers>")
+    slack.command("alice", typed(f"add 「{hostile}」 tier:key channel:<#C0ACME|acme-shared>"))
+    slack.command("alice", typed("survey 「Evil <!here>」 nps"))
+    slack.command("alice", typed("remind 「Evil <!here>」 in 1h Call <!channel> back"))
+    message = slack.fake.messages("C0ACME")[-1]
+    two = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+               if e["text"]["text"] == "2")
+    carol = Person(id="U0CAROL", name="carol", team_id="T0CUSTOMER")
+    slack.sim.click(carol, action=two, channel_id="C0ACME", message=message)
+    slack.wait()
+    clock.advance(timedelta(days=7, minutes=1))  # Monday again: the survey closes and the digest goes out
+    run_due_work(slack.runtime, everything=True)
+    run_due_work(slack.runtime, everything=True)
+    assert [c for c in slack.fake.calls("chat.postMessage") if c.args.get("channel") == "C0MANAGERS"]
+    calls = [c for c in slack.fake.calls() if c.method in POSTING]
+    assert {c.method for c in calls} >= {"chat.postMessage", "chat.update", "response_url"}
+    texts = [c.args.get("text") or "" for c in calls]
+    assert any("Survey closed" in t for t in texts) and any("Low NPS" in t for t in texts)
+    for call in calls:
+        view = call.args.get("view")
+        if isinstance(view, dict):
+            assert_view_escaped(view)
+        else:
+            assert_escaped({"text": call.args.get("text") or "-", "blocks": call.args.get("blocks") or []})

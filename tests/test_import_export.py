@@ -135,7 +135,7 @@ def test_a_file_with_bad_rows_writes_nothing_and_names_every_line(engine, clock,
     bad = (
         "Name,Tier,Owner,Contacts\n"              # 1: column names in any case
         "Acme Corp,key,U0ALICE,\n"                # 2
-        '"Globex\n(the old one)",gold,,\n'        # 3-4: a quoted newline takes two lines
+        '"Globex\n(the old one)",gold,,\n'        # 3-4: a quoted newline takes two lines (and a name has one)
         "Initech,general,nobody@nowhere.example,\n"  # 5
         "acme corp,general,,\n"                   # 6
         "Hooli,key,,Gavin:ceo:3\n"                # 7
@@ -145,7 +145,7 @@ def test_a_file_with_bad_rows_writes_nothing_and_names_every_line(engine, clock,
     with pytest.raises(ImportRefused) as refused:
         imported(engine, clock, bad)
     assert refused.value.report.bad == [
-        (3, "tier “gold” is not a tier. Choose one of: key, general, longtail."),
+        (3, "the customer name must be on one line."),
         (5, "owner “nobody@nowhere.example”: no one with this e-mail is known in this workspace (Slack was "
             "not asked: no bot token); give their Slack user id (U…) instead."),
         (6, "same name as line 2 (“acme corp”)."),
@@ -155,7 +155,7 @@ def test_a_file_with_bad_rows_writes_nothing_and_names_every_line(engine, clock,
             "3 favorable, 4 supportive, 5 exclusive."),
         (9, "the row has 5 values but the header has 4 columns (a comma or a quote out of place?)."),
     ]
-    assert "line 3: tier “gold”" in refused.value.message
+    assert "line 3: the customer name must be on one line" in refused.value.message
     assert counts(engine) == (0, 0, 0)  # not even Acme Corp, the good row before the bad ones
 
     with session_scope(engine) as session:  # a caller that swallows the refusal and commits still writes nothing
@@ -206,7 +206,7 @@ def test_an_export_imports_back_as_a_no_op(engine, clock, team):
 def test_hostile_text_survives_the_round_trip(engine, clock, team):
     names = [
         'He said "hi", then left',
-        "Line one\nline two, with a comma",
+        "Line one; line two, with a comma\ttab",
         "<!channel> & <@U0MEI>",
         "北京科技有限公司 😀",
         "=HYPERLINK(\"http://evil.example\",\"click\")",  # a spreadsheet must not run it

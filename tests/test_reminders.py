@@ -9,7 +9,7 @@ from sqlmodel import select
 from bot.scheduler import run_due_work
 from bot.services.when import parse_when
 from bot.services.worktime import WorkingHours
-from models import Reminder
+from models import Customer, Reminder
 from tests.support import text_of
 
 
@@ -165,3 +165,67 @@ def test_two_working_days_after_a_friday_delivery_skip_the_weekend_and_the_chang
     berlin = hours_in("Europe/Berlin")
     friday_ten = datetime(2026, 10, 23, 8, 0, tzinfo=UTC)  # 10:00 CEST
     assert berlin.add_working_days(friday_ten, 2) == datetime(2026, 10, 27, 9, 0, tzinfo=UTC)  # Tuesday 10:00 CET
+
+
+def test_a_handover_moves_three_follow_ups_and_the_due_revisit_to_the_new_owner_and_tells_both(
+        slack, clock, fake_slack):
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    for note in ("Send the deck", "Call Li Wei", "Book the QBR"):
+        slack.command("alice", f"remind acme in 14 days {note}")
+    clock.advance(timedelta(days=13, hours=12))
+    run_due_work(slack.runtime)  # the revisit (key accounts: every 14 days) is planned for alice
+    with slack.session() as session:
+        assert session.exec(select(Reminder.owner_id).where(Reminder.kind == "revisit")).all() == ["U0ALICE"]
+    assert dms_to(fake_slack, "U0ALICE") == []
+    reply = slack.command("mei", "owner acme <@U0BOB|bob> taking over APAC")
+    assert "3 open follow-ups and 1 revisit went with it" in text_of(reply)
+    assert "3 open follow-ups and" in text_of(reply) and "went with it" in text_of(reply)
+    [welcome] = dms_to(fake_slack, "U0BOB")
+    assert "You now own *Acme Corp*" in text_of(welcome.args) and "Open follow-ups" in text_of(welcome.args)
+    [note] = dms_to(fake_slack, "U0ALICE")
+    assert "now belongs to <@U0BOB>" in text_of(note.args)
+    before_alice, before_bob = len(dms_to(fake_slack, "U0ALICE")), len(dms_to(fake_slack, "U0BOB"))
+    clock.advance(timedelta(days=1))  # everything falls due
+    run_due_work(slack.runtime)
+    run_due_work(slack.runtime)
+    assert len(dms_to(fake_slack, "U0ALICE")) == before_alice  # nothing more for alice
+    delivered = "\n".join(text_of(c.args) for c in dms_to(fake_slack, "U0BOB")[before_bob:])
+    for what in ("Send the deck", "Call Li Wei", "Book the QBR", "Acme Corp"):
+        assert what in delivered
+    with slack.session() as session:
+        rows = session.exec(select(Reminder).where(Reminder.status != "cancelled")).all()
+        assert {r.owner_id for r in rows} == {"U0BOB"} and len(rows) == 4
+    assert "Send the deck" in text_of(slack.command("bob", "reminders"))
+
+
+def test_keep_followups_leaves_them_with_the_previous_owner(slack, clock, fake_slack):
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    slack.command("alice", "remind acme in 3h Send the deck")
+    reply = slack.command("alice", "owner acme <@U0BOB|bob> keep-followups")
+    assert "<@U0ALICE> keeps 1 follow-up on it" in text_of(reply)
+    with slack.session() as session:
+        assert session.exec(select(Reminder.owner_id).where(Reminder.kind == "followup")).one() == "U0ALICE"
+        assert session.exec(select(Customer.owner_id)).one() == "U0BOB"
+
+
+def test_a_follow_up_is_overdue_only_once_its_delivery_time_has_passed(slack, clock):
+    from bot.services.card import list_accounts
+    from bot.services.workspaces import get_workspace
+
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    clock.set(datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Saturday: alice works Monday to Friday
+    slack.command("alice", "remind acme in 1h Send the deck")
+    with slack.session() as session:
+        [row] = session.exec(select(Reminder).where(Reminder.kind == "followup")).all()
+        assert row.deliver_at.weekday() == 0  # Rapport moved it to Monday morning
+
+    def overdue() -> int:
+        with slack.session() as session:
+            page = list_accounts(session, workspace=get_workspace(session, "T0RAPPORT"), scope="all",
+                                 user_id="U0ALICE", now=clock.now())
+            return page.lines[0].overdue_followups
+
+    clock.advance(timedelta(hours=20))  # Sunday: past due, but alice has not been told yet
+    assert overdue() == 0
+    clock.set(row.deliver_at + timedelta(minutes=1))
+    assert overdue() == 1

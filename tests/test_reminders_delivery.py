@@ -211,8 +211,9 @@ def test_when_the_clients_retries_are_used_up_the_row_waits_for_retry_after_then
     runtime = replace(runtime, client=client)
     limited = followup(runtime, owner="U0ALICE", due_at=clock.now(), note="rate limited")
     broken = followup(runtime, owner="U0BOB", due_at=clock.now(), note="server error")
-    fake_slack.inject("chat.postMessage", "ratelimited", retry_after=120)
-    fake_slack.inject("chat.postMessage", "server_error")
+    # Each fault for its own DM: the dispatcher sends both at once, in no fixed order.
+    fake_slack.inject("chat.postMessage", "ratelimited", retry_after=120, channel="U0ALICE")
+    fake_slack.inject("chat.postMessage", "server_error", channel="U0BOB")
     start = clock.now()
     with Dispatcher(runtime) as dispatcher:
         report = dispatcher.tick()
@@ -234,14 +235,36 @@ def test_when_the_clients_retries_are_used_up_the_row_waits_for_retry_after_then
     assert {r.status for r in rows(runtime.engine)} == {"delivered"}
 
 
-def test_a_500_is_retried_by_the_client_and_sent_once(runtime, clock, fake_slack):
+def test_a_500_on_a_dm_is_not_sent_again_blind_the_next_attempt_looks_first_and_it_goes_once(
+        runtime, clock, fake_slack):
     clock.set(MONDAY_15_UTC)
     followup(runtime, owner="U0BOB", due_at=clock.now(), note="Renewal")
     fake_slack.inject("chat.postMessage", "server_error")
     with Dispatcher(runtime) as dispatcher:
+        assert dispatcher.tick().sent == 0  # Slack may have posted: the client does not repeat it
+        assert [c.status for c in fake_slack.calls("chat.postMessage")] == [500]
+        clock.advance(svc.backoff(1))
         assert dispatcher.tick().sent == 1
-    assert [c.status for c in fake_slack.calls("chat.postMessage")] == [500, 200]
+    assert fake_slack.calls("conversations.history")  # looked for the first attempt before posting again
     assert len(fake_slack.messages("U0BOB")) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_connection_reset_after_slack_posted_the_dm_does_not_post_it_twice(runtime, clock, fake_slack):
+    clock.set(MONDAY_15_UTC)
+    reminder_id = followup(runtime, owner="U0ALICE", due_at=clock.now(), note="Send the deck")
+    fake_slack.inject("chat.postMessage", "reset")  # Slack posts it; the answer never arrives
+    with Dispatcher(runtime) as dispatcher:
+        assert dispatcher.tick().sent == 0
+        assert len(fake_slack.calls("chat.postMessage")) == 1  # slack_sdk's connection retry did not re-send it
+        [row] = rows(runtime.engine)
+        assert row.status == "pending" and row.last_error
+        clock.advance(svc.backoff(1))
+        dispatcher.tick()
+        dispatcher.tick()
+    assert reminder_ids_posted(fake_slack) == Counter({reminder_id: 1})
+    assert len(fake_slack.messages("U0ALICE")) == 1
+    assert {r.status for r in rows(runtime.engine)} == {"delivered"}
 
 
 def test_a_timeout_after_slack_posted_is_found_by_its_metadata_and_not_posted_again(runtime, clock, fake_slack):

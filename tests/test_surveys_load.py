@@ -14,19 +14,16 @@ from urllib.parse import urlsplit
 
 import requests
 from sqlmodel import Session, select
-from waitress.server import create_server
-from waitress.wasyncore import close_all
 
 from bot.app import LISTENER_THREADS, build_app
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.console import Console
-from bot.server import HTTP_THREADS, WsgiApp
 from bot.slack import presets
 from bot.slack.simulate import Person, Response, SlackSimulator, TrackingExecutor, sign
 from models import Reminder, Survey, SurveyResponse
 from tests.conftest import MONDAY_9_UTC, SIGNING_SECRET
-from tests.support import PEOPLE, text_of
+from tests.support import PEOPLE, served, text_of
 
 CLIENTS = 50
 RESPONDENTS = 300
@@ -77,22 +74,6 @@ class OverHttp(SlackSimulator):
         session = getattr(self._local, "session", None) or requests
         answer = session.post(self.url, data=body.encode(), headers=headers, timeout=10)
         return Response(status=answer.status_code, body=answer.text, headers=dict(answer.headers))
-
-
-@contextmanager
-def served(app, engine) -> Iterator[str]:
-    """The production WSGI app under waitress on 127.0.0.1, in a thread; yields the /slack/events URL."""
-    server = create_server(WsgiApp(app, engine), host="127.0.0.1", port=0, threads=HTTP_THREADS)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}/slack/events"
-    finally:
-        # Closed from the loop's own thread (the trigger runs thunks there), then the workers stop.
-        server.trigger.pull_trigger(lambda: close_all(server._map))
-        thread.join(timeout=5)
-        assert not thread.is_alive(), "waitress did not stop"
-        server.task_dispatcher.shutdown()
 
 
 @dataclass

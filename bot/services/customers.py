@@ -13,6 +13,7 @@ from bot.errors import Ambiguous, BadInput, NotFound, PermissionDenied
 from bot.services.names import (
     CHANNEL_ID,
     USER_ID,
+    clean_name,
     clean_text,
     name_key,
     refuse_control_characters,
@@ -215,7 +216,7 @@ def create_customer(
     owner_id: str | None = None,
     channel_id: str | None = None,
 ) -> Customer:
-    name = clean_text(name, what="customer name", limit=NAME_MAX)
+    name = clean_name(name, what="customer name", limit=NAME_MAX)
     owner_id, channel_id = _slack_id(owner_id, what="owner"), _slack_id(channel_id, what="channel")
     key = name_key(name)
     existing = session.exec(
@@ -247,7 +248,7 @@ def create_customer(
 def rename_customer(session: Session, *, workspace: Workspace, customer: Customer, name: str, actor: Actor,
                     now: datetime) -> None:
     ensure_may_change(workspace, customer, actor)
-    name = clean_text(name, what="customer name", limit=NAME_MAX)
+    name = clean_name(name, what="customer name", limit=NAME_MAX)
     key = name_key(name)
     if key != customer.name_key:
         clash = session.exec(
@@ -388,7 +389,7 @@ def set_contact(
 ) -> tuple[Contact, bool]:
     """Add a person to the decision chain or update one; a level change goes into history. (contact, created)."""
     ensure_may_change(workspace, customer, actor)
-    name = clean_text(name, what="contact name", limit=NAME_MAX)
+    name = clean_name(name, what="contact name", limit=NAME_MAX)
     role_value = parse_choice(ContactRole, role).value if role else None
     level_value = int(parse_choice(RelationshipLevel, str(level))) if level is not None else None
     reason = _clean_reason(reason)

@@ -28,6 +28,23 @@ def outsider(team_id: str | None, is_restricted: bool, *, workspace_id: str) -> 
     return bool(is_restricted or (team_id and team_id != workspace_id))
 
 
+def not_teammate(person: SlackUser | None, *, workspace_id: str) -> str | None:
+    """Why this person is not a member of our own team — "unknown", "other_org", "guest", "bot", "deleted" — or
+    None when they are. The one rule behind who may use Rapport and who may be an owner, a manager, a digest
+    subscriber or an escalation target."""
+    if person is None:
+        return "unknown"
+    if person.team_id and person.team_id != workspace_id:
+        return "other_org"
+    if person.is_restricted:
+        return "guest"
+    if person.is_bot:
+        return "bot"
+    if person.deleted:
+        return "deleted"
+    return None
+
+
 def remember_person(session: Session, *, workspace_id: str, info: dict, now: datetime) -> SlackUser:
     """Store a users.info `user` object (only the fields we use). Two lookups of the same new person may race:
     the row is created in a savepoint, and the loser updates the winner's row."""

@@ -28,8 +28,11 @@ OPEN = (ReminderStatus.pending, ReminderStatus.claimed, ReminderStatus.delivered
 
 
 def overdue_followups(now: datetime) -> list:
-    """What makes a follow-up overdue: still open, and past due (the card, lists, health and the digest)."""
-    return [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN), Reminder.due_at <= now]
+    """What makes a follow-up overdue: still open, past due, and past its delivery time — a follow-up due on a
+    Saturday that Rapport delivers on Monday morning, or one snoozed, is not overdue before the owner was told
+    (the card, lists, health and the digest)."""
+    return [Reminder.kind == ReminderKind.followup, Reminder.status.in_(OPEN), Reminder.due_at <= now,
+            Reminder.deliver_at <= now]
 # Slack errors that retrying cannot fix: the reminder fails with its reason and a manager is told.
 PERMANENT_ERRORS = {
     "user_not_found", "account_inactive", "channel_not_found", "is_archived", "not_in_channel",
@@ -137,6 +140,42 @@ def cancel_revisits(session: Session, *, customer_id: int, now: datetime) -> Non
                Reminder.status == ReminderStatus.pending)
         .values(status=ReminderStatus.cancelled, outcome="touched", done_at=now)
     )
+
+
+@dataclass
+class Handover:
+    followups: int  # open follow-ups on the account now the new owner's
+    revisits: int
+    kept: int  # follow-ups left with the previous owner (keep-followups)
+
+
+def hand_over(session: Session, *, customer: Customer, previous: str | None, new: str, keep_followups: bool,
+              now: datetime) -> Handover:
+    """An owner change moves the account's promises: its revisits, and (unless kept) the previous owner's open
+    follow-ups on it. One already delivered to the previous owner is delivered again, to the new one; one being
+    delivered right now (claimed) finishes where it was going."""
+    def move(kind: str) -> int:
+        rows = session.exec(select(Reminder).where(
+            Reminder.customer_id == customer.id, Reminder.kind == kind, Reminder.owner_id == previous,
+            Reminder.status.in_((ReminderStatus.pending, ReminderStatus.delivered)))).all()
+        for row in rows:
+            row.owner_id = new
+            if row.status == ReminderStatus.delivered:
+                row.status, row.deliver_at, row.next_attempt_at = ReminderStatus.pending, now, now
+                row.delivered_at = row.dm_channel = row.message_ts = None
+                row.attempts, row.escalated_at = 0, None
+            session.add(row)
+        return len(rows)
+
+    if previous is None:
+        return Handover(followups=0, revisits=0, kept=0)
+    revisits = move(ReminderKind.revisit)
+    if keep_followups:
+        kept = len(session.exec(select(Reminder.id).where(
+            Reminder.customer_id == customer.id, Reminder.kind == ReminderKind.followup,
+            Reminder.owner_id == previous, Reminder.status.in_(OPEN))).all())
+        return Handover(followups=0, revisits=revisits, kept=kept)
+    return Handover(followups=move(ReminderKind.followup), revisits=revisits, kept=0)
 
 
 # -- revisits ---------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ KEYS = {
     "workdays": "workdays mon-fri | mon,tue,… — days reminders may arrive",
     "daysoff": "daysoff add|remove YYYY-MM-DD — holidays: no reminders",
     "timezone": "timezone Asia/Shanghai — the workspace's zone, for the digest",
-    "digest-channel": "digest-channel #channel — where the weekly digest is posted",
+    "digest-channel": "digest-channel #channel — where the weekly digest, escalations and manager notices are "
+                      "posted: a channel only our team is in",
     "digest-time": "digest-time monday 09:00 — when the digest is posted (workspace time zone)",
     "survey-cooldown": "survey-cooldown <days> — do not survey a customer again within this",
     "survey-close": "survey-close <days> — surveys close after this",
@@ -84,7 +85,9 @@ def describe(workspace: Workspace) -> list[tuple[str, str]]:
         ("workdays", days),
         ("daysoff", ", ".join(workspace.days_off) or "none"),
         ("timezone", workspace.timezone),
-        ("digest-channel", f"<#{workspace.digest_channel}>" if workspace.digest_channel else "not set"),
+        ("digest-channel", (f"<#{workspace.digest_channel}>" if workspace.digest_channel else "not set")
+         + (" — shared with another organisation, so nothing is posted there; choose another"
+            if workspace.digest_channel and workspace.digest_channel_shared_at else "")),
         ("digest-time", f"{DAYS[workspace.digest_weekday]} {workspace.digest_time}"),
         ("survey-cooldown", f"{workspace.survey_cooldown_days} days"),
         ("survey-close", f"{workspace.survey_close_days} days"),
@@ -160,7 +163,7 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
     if key == "digest-channel":
         if not CHANNEL_ID.fullmatch(args[0]):
             raise BadInput("Name the channel as #channel.")
-        w.digest_channel = args[0]
+        w.digest_channel, w.digest_channel_shared_at = args[0], None  # checked internal by the caller
         return f"The digest goes to <#{w.digest_channel}>."
     if key == "digest-time":
         day = _days(args[0])
@@ -188,6 +191,11 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
             weights[name] = _int(value, what=f"The weight of {name}", low=0, high=100)
         if not args or sum(weights.values()) == 0:
             raise BadInput("At least one weight must be above 0.")
+        if sum(weights.values()) != 100:
+            given = " ".join(f"{k}={v}" for k, v in weights.items())
+            raise BadInput(f"The weights must add up to 100; {given} add up to {sum(weights.values())}.",
+                           hint="For example: `/crm config weights engagement=30 satisfaction=30 relationship=25 "
+                                "followup=15`")
         w.health_weights = weights
         return "Health weights: " + " ".join(f"{k}={v}" for k, v in weights.items()) + "."
     raise ValueError

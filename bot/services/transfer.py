@@ -29,8 +29,8 @@ from sqlmodel import Session
 
 from bot.errors import BadInput, LookupFailed
 from bot.services.customers import cadence_days
-from bot.services.names import CHANNEL_ID, USER_ID, clean_text, name_key
-from bot.services.people import outsider, remember_person
+from bot.services.names import CHANNEL_ID, USER_ID, clean_name, name_key
+from bot.services.people import not_teammate, outsider, remember_person
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
 from models.customer import NAME_MAX
@@ -189,7 +189,7 @@ def _contacts(cell: str) -> list[tuple[str, str, str | None, int | None]]:
                        "(write a colon in a name as \\:).")
         raw_name = _unescape(fields[0]).strip()
         try:
-            name = clean_text(raw_name, what="contact name", limit=NAME_MAX)
+            name = clean_name(raw_name, what="contact name", limit=NAME_MAX)
         except BadInput as exc:
             raise _Bad(f"contact “{raw_name}”: {_said(exc)}" if raw_name else f"contacts: {_said(exc)}") from None
         key = name_key(name)
@@ -215,6 +215,10 @@ class _Known(NamedTuple):
     outside: bool = False  # a guest, or from another organisation (Slack Connect)
 
 
+_NOT_TEAMMATE = {"other_org": "from another organisation", "guest": "a guest", "bot": "a bot",
+                 "unknown": "unknown to Slack"}
+
+
 class _People:
     """Owner e-mails resolved through the people cache (SlackUser), read once on the first e-mail; an e-mail
     the cache does not know is asked of Slack once (`ask_slack`), and the answer joins the cache."""
@@ -227,6 +231,7 @@ class _People:
         self.ask_slack = ask_slack
         self.report = report
         self.by_email: dict[str, _Known] | None = None
+        self.by_id: dict[str, str | None] | None = None  # user id → not_teammate's reason, for cached people
         self.unknown: dict[str, str] = {}  # email → why no one was found (Slack is asked once per e-mail)
 
     def owner(self, value: str) -> str | None:
@@ -234,11 +239,9 @@ class _People:
         if email is None:
             if not value:
                 return None
-            if USER_ID.fullmatch(value):
-                return value
             mention = _USER_MENTION.fullmatch(value)
-            if mention:
-                return mention.group(1)
+            if USER_ID.fullmatch(value) or mention:
+                return self._by_id(value, mention.group(1) if mention else value)
             raise _Bad(f"owner “{value}” is neither a Slack user id (like U0ALICE) nor an e-mail address.")
         if self.by_email is None:
             self.by_email = _cached_emails(self.session, self.workspace_id)
@@ -253,6 +256,20 @@ class _People:
             raise _Bad(f"owner “{value}” is a guest or from another organisation ({found.user_id}); owners are "
                        "members of our own team.")
         return found.user_id
+
+    def _by_id(self, value: str, user_id: str) -> str:
+        """An owner given by id: refused when the people cache knows them as outside our team (not_teammate);
+        one Slack has never told us about is taken as given (an import may run without a bot token)."""
+        if self.by_id is None:
+            self.by_id = {person.user_id: not_teammate(person, workspace_id=self.workspace_id)
+                          for person in self.session.scalars(select(SlackUser)
+                                                             .where(SlackUser.workspace_id == self.workspace_id))}
+        why = self.by_id.get(user_id)
+        if why == "deleted":
+            raise _Bad(f"owner “{value}” is a deactivated Slack user ({user_id}).")
+        if why is not None:
+            raise _Bad(f"owner “{value}” is {_NOT_TEAMMATE[why]} ({user_id}); owners are members of our own team.")
+        return user_id
 
     def _ask(self, email: str) -> _Known | None:
         if email in self.unknown:
@@ -346,7 +363,7 @@ def _channel(value: str) -> str | None:
 def _parse(line: int, values: tuple[str, ...], people: _People) -> _Row:
     raw_name, tier, stage, org, owner, channel, contacts = (v.strip() for v in values)
     try:
-        name = clean_text(_restore(raw_name), what="customer name", limit=NAME_MAX)
+        name = clean_name(_restore(raw_name), what="customer name", limit=NAME_MAX)
     except BadInput as exc:
         raise _Bad(_said(exc)) from None
     key = name_key(name)

@@ -48,6 +48,13 @@ def wait_for_ack(context) -> AckSignal:
     return signal
 
 
+def after_answer(executor, fn, /, *args) -> Future:
+    """Run `fn` on the listener pool as work of its own, after this request has been answered (a middleware that
+    answers by itself): the pool does not wait for it to ack."""
+    _request.signal = None
+    return executor.submit(fn, *args)
+
+
 class AckWaitingExecutor(ThreadPoolExecutor):
     """Bolt's listener pool, whose `submit` returns once the request's listener has acked."""
 

@@ -14,6 +14,7 @@ from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
 from bot.services.reminders import PERMANENT_ERRORS
+from bot.slack import channels, people
 from bot.slack.client import client_for, post_to_each
 from bot.slack.installs import TokenRefused, WorkspacePaused
 from bot.slack.render import channel, render, user
@@ -144,7 +145,7 @@ def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Worksp
     with session_scope(runtime.engine) as session:
         workspace = session.get(Workspace, run.workspace_id)
         digest = svc.build_digest(session, workspace=workspace, now=now, scored=scored, period=run.period)
-    destinations = ([workspace.digest_channel] if workspace.digest_channel else []) + list(workspace.digest_subscribers)
+    destinations = _destinations(runtime, client, workspace)
     errors: dict[str, str] = {}
 
     def delivered_to(destination: str):
@@ -168,6 +169,20 @@ def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Worksp
             log.warning("digest for %s to %s: %s", run.workspace_id, destination, exc)
             errors[destination] = "connection_error"
     return errors, workspace
+
+
+def _destinations(runtime: Runtime, client, workspace: Workspace) -> list[str]:
+    """The managers' channel and the subscribers. While the managers' channel is shared with another
+    organisation, nothing goes there: the managers get the digest by DM instead."""
+    subscribers = people.outsiders_dropped(runtime, client, workspace_id=workspace.id,
+                                           user_ids=list(workspace.digest_subscribers))
+    if not workspace.digest_channel:
+        return subscribers
+    internal = channels.managers_channel(runtime, client, workspace.id)
+    if internal is not None:
+        return [internal, *subscribers]
+    managers = people.outsiders_dropped(runtime, client, workspace_id=workspace.id, user_ids=list(workspace.managers))
+    return list(dict.fromkeys([*managers, *subscribers]))
 
 
 def tell_managers(client, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from bot.slack.fake_socket import FakeSocketMode
 from bot.slack.fake_tokens import FakeTokens
 
 __all__ = [
@@ -338,6 +339,7 @@ class _Fault:
     retry_after: float | None
     status: int | None
     delay: float | None
+    channel: str | None = None
 
 
 @dataclass
@@ -351,6 +353,10 @@ class _Channel:
     is_member: bool = True
     is_mpim: bool = False
     created: int = field(default_factory=lambda: int(time.time()))
+    # Slack Connect: `is_ext_shared` once another organisation joined, `is_pending_ext_shared` while it is
+    # invited; `is_shared` is true for either kind of sharing, `is_org_shared` for workspaces of our own org.
+    is_pending_ext_shared: bool = False
+    is_org_shared: bool = False
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         return {
@@ -363,9 +369,10 @@ class _Channel:
             "is_private": self.is_private or self.is_mpim,
             "is_archived": self.is_archived,
             "is_general": False,
-            "is_shared": self.is_ext_shared,
+            "is_shared": self.is_ext_shared or self.is_org_shared,
             "is_ext_shared": self.is_ext_shared,
-            "is_org_shared": False,
+            "is_org_shared": self.is_org_shared,
+            "is_pending_ext_shared": self.is_pending_ext_shared,
             "is_member": self.is_member,
             "context_team_id": team_id,
             "created": self.created,
@@ -526,7 +533,10 @@ class FakeSlack(FakeTokens):
             "views.publish": self._views_publish,
             "reactions.add": self._reactions_add,
             "oauth.v2.access": self._oauth_v2_access,
+            "apps.connections.open": self._apps_connections_open,
         }
+        # Socket Mode: started on the first apps.connections.open (bot/slack/fake_socket.py).
+        self.socket_mode = FakeSocketMode(app_id=app_id)
         self.add_user(bot_user_id, name="rapport", is_bot=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -551,6 +561,7 @@ class FakeSlack(FakeTokens):
         if server is None:
             return
         self._stopping.set()  # wakes handlers sleeping on an injected timeout or latency
+        self.socket_mode.stop()
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -614,16 +625,19 @@ class FakeSlack(FakeTokens):
         retry_after: float | None = None,
         status: int | None = None,
         delay: float | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` ("*" for any) fail with ``error``.
+        """Make the next ``times`` calls of ``method`` ("*" for any; only those naming ``channel``, if given) fail
+        with ``error``.
 
         "ratelimited" → HTTP 429 + Retry-After; "server_error" → HTTP 500 (or ``status``); "timeout" → the call is
         carried out and recorded, then the answer is held back ``delay`` seconds (default 5), so the client's
-        own timeout fires after Slack did the work, as happens for real; anything else → HTTP 200
-        ``{"ok": false, "error": error}``.
+        own timeout fires after Slack did the work, as happens for real; "reset" → the call is carried out and
+        recorded, then the connection is closed with no answer (a reset after Slack did the work); anything else
+        → HTTP 200 ``{"ok": false, "error": error}``.
         """
         with self._lock:
-            self._faults.append(_Fault(method, error, times, retry_after, status, delay))
+            self._faults.append(_Fault(method, error, times, retry_after, status, delay, channel))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -637,10 +651,10 @@ class FakeSlack(FakeTokens):
             else:
                 self._latency.pop(method, None)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, args: dict[str, Any]) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method in (method, "*"):
+                if fault.method in (method, "*") and fault.channel in (None, args.get("channel")):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -709,11 +723,24 @@ class FakeSlack(FakeTokens):
         is_ext_shared: bool = False,
         is_private: bool = False,
         is_member: bool = True,
+        is_pending_ext_shared: bool = False,
+        is_org_shared: bool = False,
     ) -> dict[str, Any]:
-        channel = _Channel(id, name, list(members), is_archived, is_ext_shared, is_private, is_member)
+        channel = _Channel(id, name, list(members), is_archived, is_ext_shared, is_private, is_member,
+                           is_pending_ext_shared=is_pending_ext_shared, is_org_shared=is_org_shared)
         with self._lock:
             self._channels[id] = channel
             return channel.to_api(self.team_id)
+
+    def share_channel(self, id: str, *, with_team: str, pending: bool = False) -> dict[str, Any]:
+        """Another organisation joins the channel (Slack Connect), or is invited (`pending`); returns the
+        `channel_shared` event Slack sends for it (none while the invitation is pending: that event comes when
+        it is accepted)."""
+        with self._lock:
+            channel = self._channels[id]
+            channel.is_pending_ext_shared, channel.is_ext_shared = pending, not pending
+        return {"type": "channel_shared", "connected_team_id": with_team, "channel": id,
+                "event_ts": f"{time.time():.6f}"}
 
     def dm_channel(self, user: str) -> str:
         """The DM channel id the fake gives ``user`` (stable for the fake's lifetime)."""
@@ -833,7 +860,7 @@ class FakeSlack(FakeTokens):
         headers: dict[str, str] | None = None
         hold_back = 0.0
         refused = self._token_refusal(method, token)
-        fault = self._take_fault(method) if not refused and not parse_error else None
+        fault = self._take_fault(method, args) if not refused and not parse_error else None
         if refused:
             status, response = 200, {"ok": False, "error": refused}
         elif parse_error:
@@ -844,10 +871,10 @@ class FakeSlack(FakeTokens):
             headers = {"Retry-After": str(int(retry_after))}
         elif fault is not None and fault.error == "server_error":
             status, response = fault.status or 500, {"ok": False, "error": "server_error"}
-        elif fault is not None and fault.error != "timeout":
+        elif fault is not None and fault.error not in ("timeout", "reset"):
             status, response = fault.status or 200, {"ok": False, "error": fault.error}
         else:
-            if fault is not None:
+            if fault is not None and fault.error == "timeout":
                 hold_back = 5.0 if fault.delay is None else fault.delay
             status, response = self._dispatch(method, args)
 
@@ -857,6 +884,9 @@ class FakeSlack(FakeTokens):
             self._called.notify_all()
         if hold_back:
             self._stopping.wait(hold_back)
+        if fault is not None and fault.error == "reset":
+            req.close_connection = True  # no status line at all: the client sees the connection end
+            return
         req.send_json(status, response, headers)
 
     def _dispatch(self, method: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -895,6 +925,10 @@ class FakeSlack(FakeTokens):
         return args
 
     # -- methods -----------------------------------------------------------------------------------------------
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Reached only with a valid app-level token (the token check refuses the others as Slack does).
+        return {"ok": True, "url": self.socket_mode.open_url(self._answering_team())}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         team_id = self._answering_team()

@@ -21,7 +21,7 @@ from bot.db import session_scope
 from bot.runtime import Runtime
 from bot.services import reminders as svc
 from bot.services.worktime import hours_lookup, stale_zones
-from bot.slack import people
+from bot.slack import channels, people
 from bot.slack.client import client_for, post_to_each
 from bot.slack.installs import TokenRefused, WorkspacePaused
 from bot.slack.render import render
@@ -345,15 +345,22 @@ class Dispatcher:
         return told
 
     def _tell_managers(self, workspace: Workspace, blocks: list, text: str) -> int:
-        """The managers' channel when set, else a DM to each manager; with neither, the log says so."""
-        targets = [workspace.digest_channel] if workspace.digest_channel else list(workspace.managers)
-        if not targets:
+        """The managers' channel when set (and only our team is in it), else a DM to each manager; with
+        neither, the log says so."""
+        if not workspace.digest_channel and not workspace.managers:
             log.warning("workspace %s has no managers or managers' channel to tell: %s", workspace.id, text)
             return 0
         try:
             client = client_for(self.runtime, workspace.id)
         except WorkspacePaused as paused:
             log.warning("could not tell the managers of %s (%s): %s", workspace.id, paused.reason, text)
+            return 0
+        internal = channels.managers_channel(self.runtime, client, workspace.id) if workspace.digest_channel else None
+        targets = [internal] if internal else people.outsiders_dropped(self.runtime, client, workspace_id=workspace.id,
+                                                                        user_ids=list(workspace.managers))
+        if not targets:
+            log.warning("workspace %s has no managers to tell (its managers' channel is shared): %s", workspace.id,
+                        text)
             return 0
         return post_to_each(client, targets, text=escape_mrkdwn(text), blocks=blocks)
 

@@ -6,12 +6,15 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App
+from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.acks import AckWaitingExecutor
+from bot.slack.requests import Refused, read_request, refusal
 
 _ids = itertools.count(1)
 
@@ -47,14 +50,24 @@ class SlackSimulator:
     def __init__(self, app: App, *, signing_secret: str, team_id: str, response_url_base: str, app_id="A0RAPPORT"):
         self.app = app
         self.secret = signing_secret
+        self.verifier = SignatureVerifier(signing_secret=signing_secret)
         self.team_id = team_id
         self.app_id = app_id
         self.response_url_base = response_url_base.rstrip("/")
+        # Sends a signed request some other way (over HTTP to a real server): (body, headers) -> Response.
+        self.transport: Callable[[str, dict], Response] | None = None
 
     # -- transport ----------------------------------------------------------------------------------
     def send(self, body: str, content_type: str, *, extra_headers: dict | None = None) -> Response:
         headers = {"content-type": content_type, **sign(self.secret, body), **(extra_headers or {})}
-        response = self.app.dispatch(BoltRequest(body=body, headers=headers))
+        if self.transport is not None:
+            return self.transport(body, headers)
+        try:  # read as the HTTP edge reads it
+            request = read_request(body.encode(), headers, self.verifier)
+        except Refused as refused:
+            response = refusal(refused)
+        else:
+            response = self.app.dispatch(request)
         return Response(status=response.status, body=response.body, headers=response.headers)
 
     def _form(self, fields: dict) -> Response:

@@ -1,7 +1,44 @@
-"""Reading Slack payloads: a submitted modal's state.values flattened to {block_id: plain value}, its metadata, and the
-workspace a request is for."""
+"""Reading Slack payloads: a submitted modal's state.values flattened to {block_id: plain value}, its metadata, button
+values and the ids in them (which anyone can forge), the workspace a request is for, and whether a body is shaped
+as Slack sends them at all."""
 
 import json
+
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers; PostgreSQL refuses to even compare a larger number
+_OBJECTS = ("user", "team", "channel", "view", "container", "message", "enterprise", "event", "state")
+_STRINGS = ("type", "command", "text", "user_id", "team_id", "channel_id", "trigger_id", "response_url", "value",
+            "callback_id", "event_id")
+
+
+def malformed(body: dict) -> str | None:
+    """Why `body` is not shaped as Slack sends it (so no listener should see it), or None."""
+    for key in _OBJECTS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            return f"`{key}` is not an object"
+    for key in _STRINGS:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            return f"`{key}` is not a string"
+    if "actions" in body:
+        actions = body["actions"]
+        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+            return "`actions` is not a list of actions"
+    return None
+
+
+def action_value(body: dict) -> str:
+    """The value of the button pressed or the option picked ("" when the payload carries none)."""
+    action = (body.get("actions") or [{}])[0]
+    option = action.get("selected_option")
+    value = option.get("value") if isinstance(option, dict) else action.get("value")
+    return value if isinstance(value, str) else ""
+
+
+def row_id(value) -> int | None:
+    """An id from a button value or private metadata, which anyone can forge: a database integer, or None."""
+    text = str(value if value is not None else "")
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ROW_ID:
+        return None
+    return int(text)
 
 
 def read_state(view: dict) -> dict:
@@ -36,9 +73,10 @@ def _value(element: dict):
 
 def metadata(view: dict) -> dict:
     try:
-        return json.loads(view.get("private_metadata") or "{}")
-    except json.JSONDecodeError:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except (json.JSONDecodeError, TypeError):
         return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def workspace_of(body: dict, context) -> str | None:
