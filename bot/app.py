@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import Executor
 
@@ -12,8 +13,10 @@ from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 import handlers
+from bot import metrics
 from bot.db import session_scope
 from bot.errors import LookupFailed, RapportError
+from bot.logs import request_context
 from bot.runtime import Runtime
 from bot.services.events import first_delivery
 from bot.services.workspaces import ensure_workspace
@@ -59,6 +62,16 @@ class RapportApp(App):
 
     crm_router: "handlers.crm.Router"
     signing_secret: str | None  # the HTTP edge verifies every request with it (bot/server.py)
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        """Every request, over HTTP or Socket Mode, counted with the time to its answer (the ack), and logged
+        with its workspace and a request id of its own."""
+        started = time.perf_counter()
+        with request_context(workspace=req.context.team_id, request_id=uuid.uuid4().hex[:12]):
+            response = super().dispatch(req)
+        metrics.request_answered(kind=metrics.kind_of(req.body), status=response.status,
+                                 seconds=time.perf_counter() - started)
+        return response
 
 
 def build_app(

@@ -29,7 +29,7 @@ def default(ctx: typer.Context) -> None:
     settings = _settings()
     # Typer's defaults are OptionInfo objects when a command is called as a function: pass every argument.
     if settings.has_slack_credentials:
-        serve(host="0.0.0.0", port=3000, socket=False, scheduler=True)  # noqa: S104
+        serve(host="0.0.0.0", port=3000, socket=False, scheduler=True, log_format=None)  # noqa: S104
     else:
         typer.secho("No Slack credentials set: opening the local console (see README to connect Slack).", err=True)
         console(script=None)
@@ -41,6 +41,7 @@ def serve(
     port: int = typer.Option(3000, help="HTTP mode: port"),
     socket: bool = typer.Option(False, "--socket", help="Socket Mode (also chosen when SLACK_APP_TOKEN is set)"),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="run reminders and the digest here"),
+    log_format: str = typer.Option(None, "--log-format", help="text, or json: one object a line (LOG_FORMAT)"),
 ) -> None:
     """Run the bot against Slack: HTTP mode on /slack/events, or Socket Mode."""
     from bot.app import build_app
@@ -49,7 +50,8 @@ def serve(
     from bot.server import serve_http, serve_socket_mode
     from bot.slack.startup import check_bot_token, open_socket_url
 
-    settings = _settings()
+    settings = load_settings(log_format=log_format) if log_format else load_settings()
+    settings.apply_logging()
     socket_mode = socket or bool(settings.slack_app_token)
     settings.require_for_serving(socket_mode=socket_mode)
     runtime = open_runtime(settings)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # text for people; json: one object a line (time, level, logger, message, workspace, request_id)
+    log_format: Literal["text", "json"] = "text"
     # Reminder DMs per second from one process (0: no limit); Slack allows short bursts above ~1/s per
     # channel and a few hundred per minute per workspace.
     delivery_rate: float = Field(default=10.0, ge=0)
@@ -38,6 +40,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value):
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value):
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -115,7 +122,9 @@ class Settings(BaseSettings):
             raise ConfigError("missing settings: " + "; ".join(missing) + f" — {ENV_PREFIX_NOTE}")
 
     def apply_logging(self) -> None:
-        logging.basicConfig(level=self.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from bot.logs import configure
+
+        configure(level=self.log_level, log_format=self.log_format)
         if self.log_level != "DEBUG":  # migrations and the scheduler are chatty at INFO
             for noisy in ("alembic", "apscheduler"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)

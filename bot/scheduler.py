@@ -6,6 +6,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import select
 
+from bot import metrics
 from bot.db import session_scope
 from bot.runtime import Runtime
 from bot.services.events import forget_old_events
@@ -88,8 +89,10 @@ def run_due_work(runtime: Runtime, *, everything: bool = False) -> None:
 
 def _run_safely(name: str, tick: Tick, runtime: Runtime) -> None:
     try:
-        tick(runtime)
+        with metrics.TICK_SECONDS.labels(tick=name).time():
+            tick(runtime)
     except Exception:  # one failing tick must not stop the others; it runs again at its next interval
+        metrics.TICK_FAILURES.labels(tick=name).inc()
         log.exception("scheduled work %s failed; it will run again", name)
 
 

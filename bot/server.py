@@ -1,8 +1,9 @@
-"""Serving: HTTP mode (waitress, /slack/events, /healthz, OAuth routes) or Socket Mode."""
+"""Serving: HTTP mode (waitress, /slack/events, /healthz, /metrics, OAuth routes) or Socket Mode."""
 
 import json
 import logging
 
+from prometheus_client import make_wsgi_app
 from slack_bolt import App
 from sqlalchemy import text
 
@@ -12,15 +13,19 @@ log = logging.getLogger(__name__)
 
 HTTP_THREADS = 16
 class WsgiApp:
-    """Bolt's WSGI handler (behind the verification above) plus a health check that also asks the database."""
+    """Bolt's WSGI handler (behind the verification above) plus a health check that also asks the database,
+    and this process's metrics."""
 
     def __init__(self, app: App, engine, *, signing_secret: str | None = None):
         self.bolt = VerifiedHandler(app, signing_secret=signing_secret or app.signing_secret)
         self.engine = engine
+        self.metrics = make_wsgi_app()  # the text format (or OpenMetrics when asked for), gzip when accepted
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return self._health(start_response)
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
+            return self.metrics(environ, start_response)
         return self.bolt(environ, start_response)
 
     def _health(self, start_response):
@@ -38,7 +43,7 @@ class WsgiApp:
 def serve_http(app: App, engine, *, host: str, port: int, threads: int = HTTP_THREADS) -> None:
     from waitress import serve
 
-    log.info("Rapport listening on http://%s:%d (POST /slack/events, GET /healthz)", host, port)
+    log.info("Rapport listening on http://%s:%d (POST /slack/events, GET /healthz, GET /metrics)", host, port)
     serve(WsgiApp(app, engine), host=host, port=port, threads=threads, ident="rapport", _quiet=True)
 
 

@@ -13,6 +13,7 @@ acked (events: Bolt acks them itself) or dispatched without the middleware is no
 when every pool thread is busy.
 """
 
+import contextvars
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -64,8 +65,10 @@ class AckWaitingExecutor(ThreadPoolExecutor):
     def submit(self, fn, /, *args, **kwargs) -> Future:
         signal: AckSignal | None = getattr(_request, "signal", None)
         _request.signal = None  # one listener per request: a later submit on this thread is not this request's
+        # The listener logs as part of the request that submitted it (its workspace and request id: bot/logs.py).
+        context = contextvars.copy_context()
         if signal is None or signal.response is not None or signal.settled.is_set():
-            return super().submit(fn, *args, **kwargs)  # nothing to wait for: not a request, or answered
+            return super().submit(context.run, fn, *args, **kwargs)  # nothing to wait for: not a request, or answered
 
         def run():
             try:
@@ -73,7 +76,7 @@ class AckWaitingExecutor(ThreadPoolExecutor):
             finally:
                 signal.settled.set()
 
-        future = super().submit(run)
+        future = super().submit(context.run, run)
         # Bolt's thread runner checks the ack right after this returns; past the timeout it answers as it
         # always does (its own loop finds the time is up).
         signal.settled.wait(self.ack_timeout)

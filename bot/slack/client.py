@@ -12,6 +12,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.metrics import COUNTING
+
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
 
@@ -44,7 +46,10 @@ class ServerErrorRetry(_OnlyRepeatable, ServerErrorRetryHandler):
 
 
 def retry_handlers(max_retries: int = 3) -> list:
+    """Slack's own retry handlers, after the one that counts every attempt for /metrics (it must come first:
+    slack_sdk stops asking at the first handler that retries)."""
     return [
+        COUNTING,
         ConnectionRetry(max_retry_count=max_retries),
         RateLimitErrorRetryHandler(max_retry_count=max_retries),
         ServerErrorRetry(max_retry_count=max_retries),
@@ -62,7 +67,9 @@ QUICK_SECONDS = 1.5  # a look-up inside a request leaves the rest of Slack's 3 s
 def quick(patient: WebClient) -> WebClient:
     """The same workspace's client for a look-up that must not make a request miss Slack's 3 seconds: one try,
     a short timeout, no waiting out a 429 (the caller finishes the work later instead)."""
-    return WebClient(token=patient.token, base_url=patient.base_url, timeout=QUICK_SECONDS, retry_handlers=[])
+    # COUNTING only counts the attempt for /metrics; it never retries.
+    return WebClient(token=patient.token, base_url=patient.base_url, timeout=QUICK_SECONDS,
+                     retry_handlers=[COUNTING])
 
 
 def client_for(runtime, team_id: str) -> WebClient:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
+from bot import metrics
 from bot.db import session_scope
 from bot.runtime import Runtime
 from bot.services import digest as svc
@@ -110,6 +111,7 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
     try:
         client = client_for(runtime, workspace_id)
     except WorkspacePaused:
+        metrics.DIGEST_RUNS.labels(outcome="paused").inc()
         return False  # not claimed: it is posted after a reinstall
     with session_scope(runtime.engine) as session:  # the claim is committed on its own, whatever follows
         run = svc.claim_run(session, workspace_id=workspace_id, period=period, process=runtime.process, now=now)
@@ -121,10 +123,12 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
         with session_scope(runtime.engine) as session:
             svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
                            errors={"digest": "internal_error"}, permanent=PERMANENT_ERRORS)
+        metrics.DIGEST_RUNS.labels(outcome="failed").inc()
         raise
     with session_scope(runtime.engine) as session:
         given_up = svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
                                   errors=errors, permanent=PERMANENT_ERRORS)
+    metrics.DIGEST_RUNS.labels(outcome="failed" if errors else "posted").inc()
     if given_up:
         tell_managers(client, workspace, period, given_up)
     return not errors

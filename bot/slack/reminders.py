@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.db import session_scope
 from bot.runtime import Runtime
 from bot.services import reminders as svc
@@ -142,6 +143,7 @@ class Dispatcher:
         with session_scope(self.runtime.engine) as session:
             claims = svc.claim_due(session, now=self.runtime.clock.now(), process=self.runtime.process,
                                    limit=batch, lease=self.lease)
+        metrics.REMINDERS_CLAIMED.inc(len(claims))
         return (claims, self._compose(claims, report)) if claims else None
 
     def _collect(self, futures: list, report: Report) -> None:
@@ -153,6 +155,7 @@ class Dispatcher:
                 sent, reminders, error, delivery = future.result()
                 report.sent += sent
                 report.reminders += reminders
+                metrics.REMINDERS_SENT.inc(reminders)
                 if error:
                     report.errors[error] = report.errors.get(error, 0) + 1
                 if delivery:
@@ -195,6 +198,7 @@ class Dispatcher:
                     messages.append(Message(workspace_id, owner_id, followups[start:start + AGENDA_MAX_LINES], "late"))
             else:
                 messages.extend(Message(workspace_id, owner_id, [c], "single") for c in followups)
+        metrics.REMINDERS_DUE.inc(sum(len(m.claims) for m in messages))
         return messages
 
     def _refresh_zones(self, owners: set[tuple[str, str]], now) -> None:
@@ -272,12 +276,14 @@ class Dispatcher:
                                   now=self.runtime.clock.now())
 
     def _failed(self, message: Message, error: str, retry_after: float | None) -> None:
+        metrics.REMINDERS_FAILED.labels(error=error[:64]).inc(len(message.ids))
         with session_scope(self.runtime.engine) as session:
             svc.mark_failed(session, reminder_ids=message.ids, process=self.runtime.process,
                             now=self.runtime.clock.now(), error=error, retry_after=retry_after)
 
     def _put_back(self, message: Message) -> None:
         """Unclaimed as it was, no attempt counted: the workspace is paused and the claim query skips it."""
+        metrics.REMINDERS_PAUSED.inc(len(message.claims))
         with session_scope(self.runtime.engine) as session:
             for claim in message.claims:
                 svc.release(session, reminder_id=claim.reminder.id, process=self.runtime.process,
