@@ -157,14 +157,14 @@ def _rows_per_second(rows: int, seconds: float) -> str:
 
 @cli.command("import")
 def import_(
-    file: str = typer.Argument(..., help="CSV file: name,tier,stage,org,owner,channel,contacts (- for stdin)"),
+    file: str = typer.Argument(..., help="CSV (comma, semicolon or tab; UTF-8) or .xlsx file: name,tier,stage,"
+                                         "org,owner,channel,contacts; other columns are ignored (- for stdin)"),
     workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
     by: str = typer.Option(IMPORTED_BY, "--by", help="Slack user id the changes are recorded as made by"),
 ) -> None:
     """Import customers from CSV (name,tier,stage,org,owner,channel,contacts): a re-import updates, never
     duplicates; a file with a bad row writes nothing unless --skip-bad."""
-    import io
     import os
     import time
 
@@ -183,6 +183,7 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import read_scope, session_scope
     from bot.errors import BadInput
+    from bot.services.tables import rewindable
     from bot.services.transfer import ImportRefused, asked_ahead, import_customers, unknown_owner_emails
 
     class RowsColumn(ProgressColumn):
@@ -195,8 +196,8 @@ def import_(
     except OSError as exc:
         typer.secho(f"rapport import: cannot open {file}: {exc.strerror}", err=True, fg="red")
         raise typer.Exit(2) from None
+    raw = rewindable(raw)  # standard input is copied aside: owners are read ahead, and .xlsx needs seeking
     total = None if file == "-" else os.fstat(raw.fileno()).st_size
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     settings = _settings()
     engine = _open_database(settings)
     ask_slack = None
@@ -208,12 +209,12 @@ def import_(
     task = bar.add_task("import", total=total, rows=0)
     started = time.perf_counter()
     try:
-        if ask_slack is not None and file != "-":
+        if ask_slack is not None:
             # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
             with read_scope(engine) as session:  # writes nothing: a refused import leaves no trace
                 target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=False).id
-                emails = unknown_owner_emails(session, workspace_id=target_id, rows=text)
-            text.seek(0)
+                emails = unknown_owner_emails(session, workspace_id=target_id, rows=raw)
+            raw.seek(0)
             if emails:
                 stderr.print(f"asking Slack about {len(emails):,} owner e-mail{'s' if len(emails) != 1 else ''}…")
             ask_slack = asked_ahead(ask_slack, emails)
@@ -221,7 +222,7 @@ def import_(
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
             report = import_customers(
-                session, workspace=target, rows=text, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
+                session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
                 progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
             )
     except ImportRefused as refused:
@@ -242,12 +243,14 @@ def import_(
         typer.secho(f"rapport import: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
     finally:
-        if file != "-":
-            text.close()
+        raw.close()
         engine.dispose()
     seconds = time.perf_counter() - started
     for line, message in report.bad:
         typer.echo(f"line {line}: {message}", err=True)
+    if report.ignored_columns:
+        typer.echo(f"columns not read ({len(report.ignored_columns):,}): "
+                   + ", ".join(f"“{name}”" for name in report.ignored_columns), err=True)
     skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
     typer.echo(
         f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"

@@ -172,21 +172,23 @@ def test_skip_bad_imports_the_good_rows_and_reports_the_others(engine, clock, te
     assert counts(engine)[0] == 3
 
 
-def test_a_header_with_an_unknown_column_is_one_error_not_one_per_row(engine, clock, team):
-    with pytest.raises(BadInput) as error:
-        imported(engine, clock, "\ufeffname,tier,revenue\nAcme,key,100\nGlobex,key,200\n")  # with a BOM
-    assert "Unknown column in the header (line 1): “revenue”." in error.value.message
-    assert "name, tier, stage, org, owner, channel, contacts" in error.value.hint
+def test_columns_rapport_does_not_know_are_ignored_and_listed(engine, clock, team):
+    report = imported(engine, clock, "\ufeffname,tier,Annual Revenue,revenue\nAcme,key,100,1\nGlobex,key,200,2\n")
+    assert (report.created, report.bad, report.ignored_columns) == (2, [], ["Annual Revenue", "revenue"])
+    assert customer(engine, "Acme")[0].tier == "key"
     with pytest.raises(BadInput, match="no “name” column"):
         imported(engine, clock, "tier\nkey\n")
+    with pytest.raises(BadInput, match="The header names “tier” more than once"):
+        imported(engine, clock, "name,tier,Tier\nAcme,key,general\n")
 
 
 def test_rows_can_come_as_dicts_with_their_line_numbers(engine, clock, team):
     with session_scope(engine) as session:
         workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
         report = import_customers(session, workspace=workspace, by=ADMIN, now=clock.now(), skip_bad=True, rows=[
-            (2, {"Name": "Acme Corp", "tier": "strategic"}), (3, {"name": "", "tier": "key"})])
+            (2, {"Name": "Acme Corp", "tier": "strategic", "Revenue": "9"}), (3, {"name": "", "tier": "key"})])
     assert report.created == 1 and report.bad == [(3, "the customer name is empty.")]
+    assert report.ignored_columns == ["Revenue"]
     assert customer(engine, "Acme Corp")[0].tier == "key"
 
 
@@ -338,3 +340,91 @@ def test_the_cli_asks_slack_for_owners_when_it_has_a_token(engine, database_url,
     again = CliRunner(env=env).invoke(cli, ["import", str(path), "--by", ADMIN])  # dana is known now
     assert again.exit_code == 0 and "asking Slack" not in again.stderr
     assert len(fake_slack.calls("users.lookupByEmail")) == 1
+
+
+# -- files as spreadsheets and CRMs write them ----------------------------------------------------------------
+
+
+def imported_bytes(engine, clock, data: bytes, *, workspace_id=HOME_TEAM):
+    with session_scope(engine) as session:
+        workspace = ensure_workspace(session, workspace_id=workspace_id, now=clock.now())
+        return import_customers(session, workspace=workspace, rows=io.BytesIO(data), by=ADMIN, now=clock.now())
+
+
+def as_xlsx(text: str) -> bytes:
+    import csv
+
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Companies")
+    for row in csv.reader(io.StringIO(text)):
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_semicolon_tab_bom_crlf_and_xlsx_files_import_the_same_as_the_comma_csv(engine, clock, team):
+    import csv
+
+    spreadsheet = SPREADSHEET.replace("BOB@rapport.example", "U0BOB")  # (bob is known in the console's workspace)
+    imported_bytes(engine, clock, spreadsheet.encode(), workspace_id="T0COMMA")
+    expected = exported(engine, "T0COMMA")
+    rows = list(csv.reader(io.StringIO(spreadsheet)))
+
+    def written(delimiter: str) -> str:
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+        return out.getvalue()
+
+    files = {
+        "T0SEMI": "\ufeff".encode() + written(";").encode(),  # Excel's CSV in a European locale, with a BOM
+        "T0TAB": written("\t").encode(),
+        "T0XLSX": as_xlsx(spreadsheet),
+    }
+    assert b";" in files["T0SEMI"] and b"\r\n" in files["T0SEMI"] and files["T0XLSX"][:2] == b"PK"
+    for workspace_id, data in files.items():
+        report = imported_bytes(engine, clock, data, workspace_id=workspace_id)
+        assert (report.created, report.contacts_added, report.bad) == (3, 3, []), workspace_id
+        assert exported(engine, workspace_id) == expected, workspace_id
+
+
+def test_a_latin1_file_is_refused_with_how_to_make_it_utf8(engine, clock, team):
+    latin1 = "name,tier\nCafé Müller,key\n".encode("latin-1")
+    with pytest.raises(BadInput) as refused:
+        imported_bytes(engine, clock, latin1)
+    assert refused.value.message.startswith("The file is not UTF-8 text: byte 0xE9 on line 2 is not UTF-8")
+    assert "CSV UTF-8" in refused.value.hint and "iconv -f latin1 -t utf-8" in refused.value.hint
+    late = ("name,tier\n" + "Acme,key\n" * 10_000 + "Café,key\n").encode("latin-1")  # past the first lines
+    with pytest.raises(BadInput, match="byte 0xE9 on line 10002 is not UTF-8"):
+        imported_bytes(engine, clock, late)
+    with pytest.raises(BadInput, match="UTF-16"):
+        imported_bytes(engine, clock, "name\nAcme\n".encode("utf-16"))
+    assert counts(engine) == (0, 0, 0)
+
+
+def test_the_cli_imports_an_xlsx_and_standard_input_and_lists_the_columns_it_ignored(engine, database_url, tmp_path,
+                                                                                    team):
+    import csv
+
+    path = tmp_path / "companies.xlsx"
+    path.write_bytes(as_xlsx(SPREADSHEET.replace("contacts\n", "contacts,Annual Revenue\n", 1)))
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+    done = runner.invoke(cli, ["import", str(path), "--by", ADMIN])
+    assert done.exit_code == 0, done.output
+    assert "3 created" in done.stdout and "columns not read (1): “Annual Revenue”" in done.stderr
+
+    semicolons = io.StringIO()
+    csv.writer(semicolons, delimiter=";").writerows(csv.reader(io.StringIO(SPREADSHEET.replace(
+        "Initech,longtail", "Initech,key"))))
+    semicolons = semicolons.getvalue()
+    assert '"Li Wei:decision_maker:4; Ann Lee:user:2"' in semicolons
+    again = runner.invoke(cli, ["import", "-", "--by", ADMIN], input=semicolons.encode("utf-8-sig"))
+    assert again.exit_code == 0, again.output
+    assert "1 updated, 2 unchanged" in again.stdout
+    assert customer(engine, "Initech")[0].tier == "key"
+
+    refused = runner.invoke(cli, ["import", "-"], input="name\nSão Paulo Ltda\n".encode("cp1252"))
+    assert refused.exit_code == 1 and "byte 0xE3 on line 2 is not UTF-8" in refused.stderr
+    assert "Save it from the spreadsheet as “CSV UTF-8”" in refused.stderr
