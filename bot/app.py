@@ -191,20 +191,31 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
         return next()
 
     @app.middleware
-    def skip_event_retries(body, context, next):
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
+    def skip_redeliveries(req, body, context, next):
+        """What Slack delivers again is handled once: an Events API retry (HTTP or Socket Mode) by its event_id;
+        in Socket Mode, a command, click or form whose envelope came again (a lost ack, a dropped connection)
+        by its trigger_id. Over HTTP Slack never resends those, and a replayed request fails its signature."""
+        delivery_id = _delivery_id(body, socket_mode=req.mode == "socket_mode")
+        if delivery_id:
             with session_scope(runtime.engine) as session:
                 first = first_delivery(
                     session,
-                    event_id=event_id,
+                    delivery_id=delivery_id,
                     workspace_id=context.get("team_id") or "",
                     now=runtime.clock.now(),
                 )
             if not first:
-                log.info("event %s already handled; Slack retry ignored", event_id)
+                log.info("%s %s already handled; delivered again, ignored", body.get("type") or "command",
+                         delivery_id)
                 return BoltResponse(status=200, body="")
         return next()
+
+
+def _delivery_id(body: dict, *, socket_mode: bool) -> str | None:
+    if body.get("type") == "event_callback":
+        return body.get("event_id") or None
+    trigger_id = body.get("trigger_id")
+    return trigger_id if socket_mode and isinstance(trigger_id, str) and trigger_id else None
 
 
 ONE_MOMENT = ":hourglass_flowing_sand: One moment — checking with Slack that you are on our team…"

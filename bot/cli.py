@@ -47,16 +47,21 @@ def serve(
     from bot.runtime import open_runtime
     from bot.scheduler import start_scheduler
     from bot.server import serve_http, serve_socket_mode
+    from bot.slack.startup import check_bot_token, open_socket_url
 
     settings = _settings()
     socket_mode = socket or bool(settings.slack_app_token)
     settings.require_for_serving(socket_mode=socket_mode)
     runtime = open_runtime(settings)
-    app = build_app(runtime)
+    # Each token is put to Slack before anything starts: a refusal is one line naming the setting (SlackRefused).
+    if settings.slack_bot_token:
+        check_bot_token(runtime.client)
+    socket_url = open_socket_url(runtime.client, settings.slack_app_token) if socket_mode else None
+    app = build_app(runtime)  # Bolt's own auth.test at build now passes; its answer serves the first request
     if scheduler:
         start_scheduler(runtime)
     if socket_mode:
-        serve_socket_mode(app, settings.slack_app_token)
+        serve_socket_mode(app, settings.slack_app_token, url=socket_url)
     else:
         serve_http(app, runtime.engine, host=host, port=port)
 

@@ -54,6 +54,7 @@ Console actions (one per line):
   advance <N>m|h|d|w        move the clock forward (e.g. advance 2h, advance 7d) and run scheduled work
   now                       print the simulated time
   uninstall | reinstall     remove Rapport from the workspace (its reminders and digest wait), install it again
+  share #<channel>          share a channel with carol's company (Slack Connect): Slack sends channel_shared
   help                      this list;  /crm help lists the bot's own commands
   quit | exit               leave (so does Ctrl-D)
 Lines starting with # are comments."""
@@ -536,6 +537,8 @@ class Console:
                 self._advance(rest)
             elif verb in ("uninstall", "reinstall"):
                 self._lifecycle(verb)
+            elif verb == "share":
+                self._share(rest)
             elif verb == "now":
                 self._write(f"(it is {self._time()})", "time")
             elif verb in ("help", "?"):
@@ -596,6 +599,16 @@ class Console:
             self.names.channels[found] = name
             self._write(f"(created #{name}, members: {self.person})", "dim")
         self.channel = found
+
+    def _share(self, where: str) -> None:
+        """carol's company joins a channel through Slack Connect: Slack flags it shared and sends channel_shared."""
+        name = where.lstrip("#").strip().lower()
+        found = next((cid for cid, known in self.names.channels.items() if known == name), None)
+        if found is None:
+            raise ConsoleError("usage: share #channel-name (a channel that exists, e.g. share #managers)")
+        self.sim.event(self.fake.share_channel(found, with_team=presets.CUSTOMER_TEAM))
+        self._write(f"(#{name} is now shared with carol's company)", "dim")
+        self._settle(None, None)
 
     def _click(self, wanted: str) -> None:
         if not wanted:

@@ -42,8 +42,13 @@ def serve_http(app: App, engine, *, host: str, port: int, threads: int = HTTP_TH
     serve(WsgiApp(app, engine), host=host, port=port, threads=threads, ident="rapport", _quiet=True)
 
 
-def serve_socket_mode(app: App, app_token: str) -> None:
+def serve_socket_mode(app: App, app_token: str, *, url: str | None = None) -> None:
+    """`url`: the one apps.connections.open answered at start (bot/slack/startup.py), used for the first
+    connection rather than asking Slack for another."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     log.info("Rapport connecting to Slack in Socket Mode")
-    SocketModeHandler(app, app_token).start()
+    handler = SocketModeHandler(app, app_token)
+    socket_client = handler.client
+    socket_client.wss_uri = url
+    handler.start()

@@ -1,6 +1,9 @@
 """Reading a subcommand's words: names (quoted or not), `key:value` options, @people and #channels."""
 
+import re
 from dataclasses import dataclass, field
+
+from rapidfuzz import process
 
 from bot.errors import BadInput
 from bot.slack.text import Token, channel_id_in, user_id_in
@@ -14,11 +17,17 @@ class Args:
     channels: list[str] = field(default_factory=list)
 
 
+_OPTION_WORD = re.compile(r"[a-z][a-z_-]{0,30}")
+
+
 def split(tokens: list[Token], *, options: set[str] = frozenset(), usage: str = "") -> Args:
-    """Words, known options, mentions. An unknown `x:y` stays a word (names may hold colons)."""
+    """Words, known options, mentions. An unquoted `word:value` that is not one of `options` is refused rather
+    than read as part of a name (a name holding a colon is written in quotes)."""
     result = Args()
     for token in tokens:
         parsed = token.option()
+        if parsed and parsed[0] not in options and parsed[1] and _OPTION_WORD.fullmatch(parsed[0]):
+            raise unknown_option(token.text, parsed[0], options, usage)
         if parsed and parsed[0] in options:
             name, value = parsed
             if not value:
@@ -33,6 +42,14 @@ def split(tokens: list[Token], *, options: set[str] = frozenset(), usage: str = 
         else:
             result.words.append(token)
     return result
+
+
+def unknown_option(word: str, name: str, options: set[str], usage: str) -> BadInput:
+    known = ", ".join(f"`{o}:`" for o in sorted(options)) or "no options"
+    guess = process.extractOne(name, sorted(options), score_cutoff=60) if options else None
+    maybe = f" Did you mean `{guess[0]}:`?" if guess else ""
+    return BadInput(f"`{name}:` is not an option here; this takes {known}.{maybe} A name with a colon in it "
+                    f"goes in quotes: `\"… {word}\"`.", hint=usage or None)
 
 
 def joined(tokens: list[Token]) -> str:

@@ -1,10 +1,15 @@
 """/crm add, show, list, log, contact, level, org, stage, tier, owner, history: customers and relationship state."""
 
+import json
+
+from bot.db import read_scope
 from bot.errors import BadInput
 from bot.services import customers as svc
 from bot.services.card import LIST_SCOPES, list_accounts
 from bot.services.vocabulary import human, level_label, parse_choice
+from bot.services.workspaces import get_workspace
 from bot.slack.render import day, esc, render, user
+from bot.slack.state import action_value, metadata, row_id, workspace_of
 from bot.slack.text import rest_after
 from handlers import forms
 from handlers.args import channel_option, joined, split, user_option
@@ -84,23 +89,47 @@ def show(command: Command) -> Reply:
 
 LIST = Subcommand(
     name="list",
-    usage="/crm list [mine|key|at-risk|all]",
-    summary="accounts, most urgent first (default: mine)",
-    examples=["/crm list", "/crm list at-risk"],
+    usage="/crm list [mine|key|at-risk|attention|all] [owner:@name] [tier:key|general|longtail]",
+    summary="accounts with their health, most urgent first (default: mine); at-risk: lowest score first",
+    examples=["/crm list", "/crm list at-risk", "/crm list attention owner:@alice", "/crm list all tier:key"],
     run=lambda command: list_(command),
     aliases=("ls",),
 )
 
 
 def list_(command: Command) -> Reply:
-    scope = command.args[0].text.lower() if command.args else "mine"
-    if scope not in LIST_SCOPES or len(command.args) > 1:
+    args = split(command.args, options={"owner", "tier"}, usage=LIST.usage_hint())
+    scope = args.words[0].text.lower() if args.words else "mine"
+    if scope not in LIST_SCOPES or len(args.words) > 1 or args.users or args.channels:
         raise BadInput(f"`/crm list` shows {', '.join(LIST_SCOPES)}.", hint=LIST.usage_hint())
-    with command.read() as (session, workspace):
-        lines, total = list_accounts(session, workspace=workspace, scope=scope, user_id=command.user_id,
-                                     now=command.now)
-    blocks = render("customer_list.j2", lines=lines, total=total, scope=scope)
-    return Reply(text=f"{total} customers ({scope})", blocks=blocks)
+    owner = user_option(args.options["owner"]) if "owner" in args.options else None
+    tier = parse_choice(Tier, args.options["tier"]).value if "tier" in args.options else None
+    return list_page(command.runtime, workspace_id=command.workspace_id, user_id=command.user_id, scope=scope,
+                     owner=owner, tier=tier, offset=0)
+
+
+def list_page(runtime, *, workspace_id: str, user_id: str, scope: str, owner: str | None, tier: str | None,
+              offset: int) -> Reply:
+    with read_scope(runtime.engine) as session:
+        page = list_accounts(session, workspace=get_workspace(session, workspace_id), scope=scope,
+                             user_id=user_id, now=runtime.clock.now(), offset=offset, owner_id=owner, tier=tier)
+    more = json.dumps({"scope": scope, "owner": owner, "tier": tier, "offset": offset + len(page.lines)})
+    blocks = render("customer_list.j2", page=page, scope=scope, owner=owner, tier=tier, more=more)
+    return Reply(text=f"{page.total} customers ({scope})", blocks=blocks)
+
+
+def next_page(ack, body, context, respond) -> None:
+    """The list's More button: the next page, in place of the one shown."""
+    ack()
+    wanted = metadata({"private_metadata": action_value(body)})
+    scope, offset = wanted.get("scope"), row_id(wanted.get("offset"))
+    if scope not in LIST_SCOPES or offset is None:
+        raise BadInput("That list is out of date; run `/crm list` again.")
+    owner, tier = wanted.get("owner"), wanted.get("tier")
+    reply = list_page(context["runtime"], workspace_id=workspace_of(body, context), user_id=body["user"]["id"],
+                      scope=scope, owner=owner if isinstance(owner, str) else None,
+                      tier=tier if tier in {t.value for t in Tier} else None, offset=offset)
+    respond(**reply.payload(), replace_original=True)
 
 
 HISTORY = Subcommand(
@@ -331,6 +360,7 @@ def _pair(command: Command, session, workspace):
 def register(app, router: Router) -> None:
     for subcommand in (ADD, SHOW, LIST, LOG, CONTACT, HISTORY):
         router.add(subcommand)
+    app.action("list.more")(next_page)
     for subcommand in (LEVEL, TIER, STAGE, ORG, OWNER, LINK, UNLINK):
         router.add(subcommand)
 

@@ -115,7 +115,7 @@ def register(app: App, router: Router) -> None:
         user = body["user"]
         team = context["team_id"]  # the installed workspace, even when the clicker is from another org
         respondent_team = user.get("team_id")
-        # Acked once the click holds its ticket (see ClickOrder), then stored in this person's order.
+        # Stored in this person's order, then acked (see ClickOrder): an acknowledged click is never lost.
         with click_order.turn(survey_id, user["id"], then=ack) as latest:
             if not latest:
                 return  # a newer click of theirs came in meanwhile: it stores and thanks for itself

@@ -99,8 +99,8 @@ REFUSALS = [
     ("alice", "show Globex", "No customer named"),
     ("alice", "show \x00", "control character"),
     ("alice", 'show "Acme', "not closed"),
-    ("alice", "list bogus", "mine, key, at-risk, all"),
-    ("alice", "list all extra", "mine, key, at-risk, all"),
+    ("alice", "list bogus", "mine, key, at-risk, attention, all"),
+    ("alice", "list all extra", "mine, key, at-risk, attention, all"),
     ("alice", "history", "Which customer"),
     ("alice", "history Globex", "No customer named"),
     # log

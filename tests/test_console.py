@@ -418,3 +418,13 @@ def test_rapport_console_reads_a_script_from_stdin(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "/crm help [subcommand]" in done.stdout
     assert (tmp_path / "data" / "rapport.db").exists()
+
+
+def test_share_makes_a_channel_shared_and_the_managers_hear_of_it_once(console_settings, tmp_path):
+    code, out = run_script(console_settings, tmp_path, "as mei\nshare #managers\nshare #managers\nshare #nowhere\n"
+                                                       "/crm config digest-channel #acme-shared\n")
+    assert code == 0
+    assert out.count("(#managers is now shared with carol's company)") == 2
+    assert out.count("[DM to mei]") == 1 and "#managers is now shared with another organisation" in out
+    assert "! usage: share #channel-name" in out
+    assert "#acme-shared is shared with another organisation (Slack Connect), so it cannot receive" in out

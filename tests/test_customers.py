@@ -1,8 +1,10 @@
 """Customers through /crm: a rep adds, finds, touches and moves relationships; history keeps every change."""
 
+import re
+
 from sqlmodel import select
 
-from tests.support import mrkdwn_texts, text_of
+from tests.support import check_message, mrkdwn_texts, text_of
 
 
 def test_a_rep_adds_a_key_customer_and_sees_its_card(slack):
@@ -195,11 +197,19 @@ def test_lists_put_overdue_follow_ups_first_then_the_longest_untouched_in_every_
     assert listed(slack.command("alice", "list key")) == ("Key accounts (3)", ["Globex", "Bobcat", "Acme"])
     assert listed(slack.command("alice", "list all")) == (
         "All accounts (5)", ["Bobland", "Initech", "Globex", "Bobcat", "Acme"])
-    header, names = listed(slack.command("alice", "list at-risk"))
-    # Overdue follow-ups first (however healthy), then the key accounts untouched for 41 days, whose decision
-    # maker barely knows us: at risk by this week's health.
-    assert (header, names) == ("Accounts needing attention (4)", ["Bobland", "Initech", "Globex", "Bobcat"])
-    assert "2 overdue follow-ups" in text_of(slack.command("alice", "list all"))
+    # At risk by this week's health: the key accounts untouched for 41 days whose decision maker barely knows
+    # us, lowest score first — and only those, whatever their follow-ups.
+    at_risk = slack.command("alice", "list at-risk")
+    header, names = listed(at_risk)
+    assert header == "At-risk accounts (2)" and sorted(names) == ["Bobcat", "Globex"]
+    scores = [int(n) for n in re.findall(r":red_circle: (\d+) at risk", text_of(at_risk))]
+    assert len(scores) == 2 and scores == sorted(scores)
+    # Needing attention: overdue follow-ups first (however healthy), then the watch and at-risk bands.
+    attention = slack.command("alice", "list attention")
+    assert listed(attention)[0].startswith("Accounts needing attention")
+    assert listed(attention)[1][:4] == ["Bobland", "Initech", "Globex", "Bobcat"]
+    every = text_of(slack.command("alice", "list all"))
+    assert "2 overdue follow-ups" in every and every.count(" · :") == 5  # each line: its score and band
 
 
 def test_a_long_list_shows_the_most_urgent_and_says_how_many_there_are(slack, clock):
@@ -214,7 +224,32 @@ def test_a_long_list_shows_the_most_urgent_and_says_how_many_there_are(slack, cl
     reply = slack.command("alice", "list")
     header, names = listed(reply)
     assert header == "Your accounts (45)" and names == [f"Account {n:02d}" for n in range(20)]
-    assert "Showing the 20 most urgent of 45." in text_of(reply)
+    assert "Showing 1–20 of 45, most urgent first." in text_of(reply)
+    seen = list(names)
+    for shown in ("Showing 21–40 of 45", "Showing 41–45 of 45"):
+        more = next(e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]
+                    if e["action_id"] == "list.more")
+        before = len(slack.fake.calls("response_url"))
+        assert slack.sim.click(slack.person("alice"), action=more, channel_id="C0SALES").status == 200
+        slack.wait()
+        [call] = slack.fake.calls("response_url")[before:]
+        reply = call.args
+        check_message(reply)
+        assert shown in text_of(reply) and reply["replace_original"] is True
+        seen += listed(reply)[1]
+    assert seen == [f"Account {n:02d}" for n in range(45)]  # every account once, in order
+    assert not [b for b in reply["blocks"] if b["type"] == "actions"]  # the last page has no More
+
+
+def test_lists_filter_by_owner_and_tier(slack):
+    slack.command("alice", 'add "Acme" tier:key')
+    slack.command("alice", 'add "Initech"')
+    slack.command("bob", 'add "Bobcat" tier:key')
+    assert listed(slack.command("alice", "list all tier:key"))[1] == ["Acme", "Bobcat"]
+    assert listed(slack.command("alice", "list all owner:<@U0BOB|bob>"))[1] == ["Bobcat"]
+    only = slack.command("alice", "list all tier:key owner:<@U0ALICE|alice>")
+    assert listed(only)[1] == ["Acme"] and "Only key accounts owned by <@U0ALICE>" in text_of(only)
+    assert "is not a tier" in slack.command("alice", "list all tier:gold")["text"]
 
 
 def test_when_slack_cannot_say_who_someone_is_a_known_member_carries_on_and_a_stranger_waits(slack, fake_slack,

@@ -350,3 +350,36 @@ def test_the_digest_names_key_accounts_nobody_owns_since_nobody_is_reminded_to_r
     assert "*No owner* — nobody is reminded to revisit these" in shown
     line = next(part for part in shown.split("\n") if part.startswith("*No owner*"))
     assert line.endswith("(1): Globex")
+
+
+def test_a_churned_key_account_leaves_the_bands_and_is_named_once_the_week_it_churned(slack, clock, fake_slack):
+    setup_accounts(slack, clock)  # Saturday 2027-01-02; Acme at risk, Globex healthy
+    slack.command("alice", "stage acme churned lost to a competitor")
+    clock.advance(timedelta(days=2, minutes=5))  # Monday 09:05
+    run_due_work(slack.runtime, everything=True)
+    shown = text_of(digests_in(fake_slack, "C0MANAGERS")[-1].args)
+    assert "1 key accounts" in shown and "*Churned this week* (1): Acme Corp" in shown
+    assert "At risk (" not in shown  # Acme was the one at risk: it is not an account to watch any more
+    clock.advance(timedelta(days=7))
+    run_due_work(slack.runtime, everything=True)
+    assert "Churned this week" not in text_of(digests_in(fake_slack, "C0MANAGERS")[-1].args)
+
+
+def test_an_account_created_this_week_is_not_one_without_a_survey_for_90_days(slack, clock, fake_slack):
+    slack.command("mei", "config digest-channel <#C0MANAGERS|managers>")
+    slack.command("alice", 'add "Old Co" tier:key')
+    clock.advance(timedelta(days=100))
+    slack.command("alice", 'add "New Co" tier:key')
+    with session_scope(slack.runtime.engine) as session:
+        digest = build_digest(session, workspace=session.get(Workspace, HOME_TEAM), now=clock.now())
+    assert [c.name for c in digest.no_survey] == ["Old Co"]
+
+
+def test_health_weights_must_add_up_to_100(slack):
+    refused = slack.command("mei", "config weights engagement=100 satisfaction=100")
+    assert "must add up to 100" in refused["text"] and "add up to 240" in refused["text"]
+    assert "engagement=30 satisfaction=30" in refused["text"]  # an example that works
+    saved = slack.command("mei", "config weights engagement=40 satisfaction=20 relationship=25 followup=15")
+    assert "engagement=40" in text_of(saved)
+    with slack.session() as session:
+        assert session.get(Workspace, HOME_TEAM).health_weights["engagement"] == 40

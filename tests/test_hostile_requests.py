@@ -275,3 +275,20 @@ def test_nobody_unknown_gets_in_while_slack_cannot_say_who_they_are(http):
     with http.session() as session:
         assert session.exec(select(Customer)).all() == []
     assert len(http.fake.calls("users.info")) == 2
+
+
+# -- 6. acknowledged means stored ----------------------------------------------------------------------------------
+
+
+def test_a_survey_click_is_in_the_database_when_slack_gets_its_ack(http):
+    message = post_survey(http)
+    http.fake.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)  # counted: a guest
+    http.fake.latency("users.info", 0.3)  # the guest is looked up before the answer can be stored
+    seven = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["text"]["text"] == "7")
+    answer = http.sim.click(Person(id="U0GUEST", name="gus", team_id="T0RAPPORT"), action=seven,
+                            channel_id="C0ACME", message=message)
+    assert answer.status == 200
+    with http.session() as session:  # at the moment of the ack, before any work after it
+        assert session.exec(select(SurveyResponse.score)).all() == [7]
+    http.wait()

@@ -235,15 +235,16 @@ POSTING = ("chat.postMessage", "chat.postEphemeral", "chat.update", "response_ur
 
 
 def test_every_message_and_notification_text_of_a_survey_and_a_reminder_pings_nobody(slack, clock):
-    """A hostile customer name through a survey's whole life (posted, a low score with its alert and follow-up, a
-    comment, the close and the summary DM) and a reminder DM: every text Slack would parse, the notification
-    fallbacks included, is escaped."""
+    """A hostile customer name through a survey's whole life (posted, a low score with its alert and follow-up, the
+    close and the summary DM), a reminder DM and the weekly digest: every text Slack would parse, the
+    notification fallbacks included, is escaped."""
     from datetime import timedelta
 
     from bot.scheduler import run_due_work
     from bot.slack.simulate import Person
 
     hostile = "Evil <!here> <@U0EVIL> <https://evil.example|click me> Co"
+    slack.command("mei", "config digest-channel <#C0MANAGERS|managers>")
     slack.command("alice", typed(f"add 「{hostile}」 tier:key channel:<#C0ACME|acme-shared>"))
     slack.command("alice", typed("survey 「Evil <!here>」 nps"))
     slack.command("alice", typed("remind 「Evil <!here>」 in 1h Call <!channel> back"))
@@ -253,9 +254,10 @@ def test_every_message_and_notification_text_of_a_survey_and_a_reminder_pings_no
     carol = Person(id="U0CAROL", name="carol", team_id="T0CUSTOMER")
     slack.sim.click(carol, action=two, channel_id="C0ACME", message=message)
     slack.wait()
-    clock.advance(timedelta(days=7, minutes=1))
-    run_due_work(slack.runtime)
-    run_due_work(slack.runtime)
+    clock.advance(timedelta(days=7, minutes=1))  # Monday again: the survey closes and the digest goes out
+    run_due_work(slack.runtime, everything=True)
+    run_due_work(slack.runtime, everything=True)
+    assert [c for c in slack.fake.calls("chat.postMessage") if c.args.get("channel") == "C0MANAGERS"]
     calls = [c for c in slack.fake.calls() if c.method in POSTING]
     assert {c.method for c in calls} >= {"chat.postMessage", "chat.update", "response_url"}
     texts = [c.args.get("text") or "" for c in calls]

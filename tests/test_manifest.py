@@ -33,6 +33,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat.update": {"chat:write"},
     "conversations.history": {"im:history"},  # only on the bot's own DMs (reminder de-duplication)
     "conversations.info": {"channels:read", "groups:read"},  # customers' channels, public or private
+    "conversations.members": {"channels:read", "groups:read"},  # a survey channel: is a guest in it?
     "conversations.open": {"im:write"},
     "team.info": {"team:read"},
     "users.info": {"users:read"},

@@ -97,3 +97,29 @@ def test_a_channel_shared_that_is_not_the_managers_channel_changes_nothing(slack
     assert slack.sim.event(fake_slack.share_channel("C0OTHER", with_team="T0CUSTOMER")).status == 200
     slack.wait()
     assert told_shared(fake_slack) == [] and workspace_row(slack).digest_channel_shared_at is None
+
+
+def test_outsiders_named_before_the_gate_get_no_digest_escalation_or_notice(slack, clock, fake_slack):
+    """carol and a guest made manager and subscriber before Rapport checked (straight in the database): the
+    background work that DMs internal content leaves them out; mei still gets everything."""
+    fake_slack.add_user("U0GUEST", name="gus", team_id="T0RAPPORT", is_restricted=True)
+    setup_accounts(slack, clock)
+    with slack.session() as session:
+        workspace = session.get(Workspace, "T0RAPPORT")
+        workspace.managers = ["U0CAROL", "U0GUEST", "U0MEI"]
+        workspace.digest_subscribers = ["U0CAROL", "U0GUEST"]
+        session.add(workspace)
+        session.commit()
+    slack.sim.event(fake_slack.share_channel("C0MANAGERS", with_team="T0CUSTOMER"))
+    slack.wait()
+    run_due_work(slack.runtime, everything=True)
+    clock.advance(timedelta(days=2, minutes=5))  # Monday 09:05, inside working hours
+    fake_slack.add_user("U0GONE", name="gone", tz="Europe/Berlin", deleted=True)
+    followup(slack.runtime, owner="U0GONE", due_at=clock.now(), note="Internal: push the 20% discount")
+    for _ in range(2):
+        run_due_work(slack.runtime)
+        clock.advance(timedelta(hours=1))
+    assert len(told_shared(fake_slack)) == 1 and len(digests_in(fake_slack, "U0MEI")) == 2
+    assert [c for c in posted(fake_slack, "U0MEI") if "could not be delivered" in text_of(c.args)]
+    for outsider in ("U0CAROL", "U0GUEST"):
+        assert posted(fake_slack, outsider) == [], outsider

@@ -272,20 +272,40 @@ def test_csat_from_buttons_to_summary_share_of_4_and_5_and_a_2_starts_recovery(s
     assert "CSAT 50%* from 4 answers" in text_of(summary.args)
 
 
-def test_a_persons_older_click_that_gets_its_turn_after_a_newer_one_is_not_stored_over_it():
+def test_a_click_is_acknowledged_once_stored_and_one_overtaken_by_a_newer_click_is_dropped():
+    import threading
+    import time
+
     from bot.slack.surveys import ClickOrder
 
-    order, stored = ClickOrder(), []
+    order, events = ClickOrder(), []
+    storing, finish = threading.Event(), threading.Event()
 
-    def ack_then_the_next_click_overtakes():  # the person saw the ack, clicked again, and that one ran first
-        with order.turn("1", "U0CAROL", then=lambda: None) as latest:
-            stored.append(("3", latest))
+    def click(score: str, *, hold: bool = False) -> None:
+        with order.turn("1", "U0CAROL", then=lambda: events.append(f"ack {score}")) as latest:
+            events.append((score, latest))
+            if hold:
+                storing.set()
+                finish.wait(5)
 
-    with order.turn("1", "U0CAROL", then=ack_then_the_next_click_overtakes) as latest:
-        stored.append(("9", latest))
-    assert stored == [("3", True), ("9", False)]
-    with order.turn("1", "U0CAROL", then=lambda: None) as latest:  # later clicks are stored again
-        assert latest
+    first = threading.Thread(target=click, args=("9",), kwargs={"hold": True})
+    first.start()
+    assert storing.wait(5)
+    # Two more clicks of hers arrive while the first is being stored (she did not wait for its ack).
+    later = [threading.Thread(target=click, args=(score,)) for score in ("3", "7")]
+    for n, thread in enumerate(later, start=2):
+        thread.start()
+        while order._people[("1", "U0CAROL")].issued < n:
+            time.sleep(0.001)
+    assert events == [("9", True)]  # not acknowledged while it is being stored
+    finish.set()
+    for thread in (first, *later):
+        thread.join(5)
+    assert events[:2] == [("9", True), "ack 9"]
+    assert set(events[2:]) == {("3", False), "ack 3", ("7", True), "ack 7"}  # the older is dropped, the newest stored
+    for score in ("3", "7"):
+        assert events.index(next(e for e in events if isinstance(e, tuple) and e[0] == score)) < events.index(
+            f"ack {score}")
     assert not order._people  # nothing kept once no click is in flight
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, select
 
 from bot.services.customers import Partner, ecosystem, history
@@ -119,63 +119,108 @@ class AccountLine:
     customer: Customer
     overdue_followups: int = 0
     reasons: list[str] = field(default_factory=list)
+    score: float | None = None  # this week's health snapshot; None: not scored yet, or insufficient data
+    band: str | None = None
 
 
-LIST_SCOPES = ("mine", "key", "at-risk", "all")
+LIST_SCOPES = ("mine", "key", "at-risk", "attention", "all")
+PAGE = 20
+
+
+@dataclass
+class Page:
+    lines: list[AccountLine]
+    total: int
+    offset: int = 0
+
+    @property
+    def more(self) -> bool:
+        return self.offset + len(self.lines) < self.total
 
 
 def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id: str, now: datetime,
-                  limit: int = 20) -> tuple[list[AccountLine], int]:
-    """Most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit. (lines, total).
+                  limit: int = PAGE, offset: int = 0, owner_id: str | None = None,
+                  tier: str | None = None) -> Page:
+    """A page of accounts, with this week's score and band. `at-risk`: the at-risk band, lowest score first.
+    Every other scope most urgent first: overdue follow-ups, then the longest past (or nearest to) its revisit;
+    `attention` holds the at-risk and watch bands and any account with an overdue follow-up.
 
-    Three short queries instead of one ordering the whole workspace: the first `limit` accounts with overdue
-    follow-ups, then the rest in revisit order from the customer index, and the count. No list of ids is
-    sent: a workspace can have more overdue accounts than a statement can take parameters."""
+    Short queries instead of one ordering the whole workspace: the accounts with overdue follow-ups, then the
+    rest in revisit order from the customer index, and the counts. No list of ids is sent: a workspace can have
+    more overdue accounts than a statement can take parameters."""
     in_scope = [Customer.workspace_id == workspace.id]
     if scope == "mine":
         in_scope.append(Customer.owner_id == user_id)
     elif scope == "key":
         in_scope.append(Customer.tier == Tier.key)
+    if owner_id:
+        in_scope.append(Customer.owner_id == owner_id)
+    if tier:
+        in_scope.append(Customer.tier == tier)
+    this_week = [HealthSnapshot.customer_id == Customer.id, HealthSnapshot.week_start == week_start(now)]
+    if scope == "at-risk":
+        rows = session.exec(
+            select(Customer, HealthSnapshot.score)
+            .join(HealthSnapshot, and_(*this_week))
+            .where(*in_scope, HealthSnapshot.band == HealthBand.at_risk)
+            .order_by(HealthSnapshot.score.is_(None), HealthSnapshot.score, Customer.name_key, Customer.id)
+            .offset(offset).limit(limit)
+        ).all()
+        total = session.exec(select(func.count(Customer.id)).join(HealthSnapshot, and_(*this_week))
+                             .where(*in_scope, HealthSnapshot.band == HealthBand.at_risk)).one()
+        return _page(session, [(customer, 0) for customer, _score in rows], total, offset, now)
     overdue = overdue_followups(now)
-    if scope in ("all", "at-risk"):
+    if scope in ("all", "attention") and not owner_id:
         # Start from the workspace's overdue follow-ups (their own index). A rep's accounts or the key
         # accounts are better walked one by one; given the workspace condition SQLite would start from the
         # workspace's overdue follow-ups anyway: 22 ms instead of 3 with 6,700 of them.
         overdue.append(Reminder.workspace_id == workspace.id)
     is_overdue = select(Reminder.id).where(Reminder.customer_id == Customer.id, *overdue).exists()
-    if scope == "at-risk":
-        # At risk by this week's health snapshot (kept fresh by the scheduler), or with overdue follow-ups.
-        at_risk = Customer.id.in_(
+    in_rest = list(in_scope)
+    if scope == "attention":
+        # Watch or at risk by this week's health snapshot (kept fresh by the scheduler), or overdue follow-ups.
+        banded = Customer.id.in_(
             select(HealthSnapshot.customer_id)
             .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
-                   HealthSnapshot.band == HealthBand.at_risk))
-        total = session.exec(select(func.count(Customer.id)).where(*in_scope, or_(at_risk, is_overdue))).one()
-        in_rest = [*in_scope, at_risk]
-    else:
-        total = session.exec(select(func.count(Customer.id)).where(*in_scope)).one()
-        in_rest = in_scope
-    rows = list(session.exec(
-        select(Customer, func.count(Reminder.id).label("n"))
-        .join(Reminder, Reminder.customer_id == Customer.id)
-        .where(*in_scope, *overdue)
-        .group_by(Customer.id)
-        .order_by(func.count(Reminder.id).desc(), Customer.revisit_due_at, Customer.id)
-        .limit(limit)
-    ).all())
+                   HealthSnapshot.band.in_((HealthBand.at_risk, HealthBand.watch))))
+        in_rest.append(banded)
+    overdue_total = session.exec(select(func.count(Customer.id)).where(*in_scope, is_overdue)).one()
+    rest_total = session.exec(select(func.count(Customer.id)).where(*in_rest, ~is_overdue)).one()
+    rows: list = []
+    if offset < overdue_total:
+        rows = list(session.exec(
+            select(Customer, func.count(Reminder.id).label("n"))
+            .join(Reminder, Reminder.customer_id == Customer.id)
+            .where(*in_scope, *overdue)
+            .group_by(Customer.id)
+            .order_by(func.count(Reminder.id).desc(), Customer.revisit_due_at, Customer.id)
+            .offset(offset).limit(limit)
+        ).all())
     if len(rows) < limit:
         rows += [(customer, 0) for customer in session.exec(
             select(Customer).where(*in_rest, ~is_overdue)
-            .order_by(Customer.revisit_due_at, Customer.id).limit(limit - len(rows))).all()]
+            .order_by(Customer.revisit_due_at, Customer.id)
+            .offset(max(0, offset - overdue_total)).limit(limit - len(rows))).all()]
+    return _page(session, rows, overdue_total + rest_total, offset, now)
+
+
+def _page(session: Session, rows: list, total: int, offset: int, now: datetime) -> Page:
+    ids = [customer.id for customer, _n in rows]
+    scores = {customer_id: (score, band) for customer_id, score, band in session.exec(
+        select(HealthSnapshot.customer_id, HealthSnapshot.score, HealthSnapshot.band)
+        .where(HealthSnapshot.customer_id.in_(ids), HealthSnapshot.week_start == week_start(now))
+    ).all()} if ids else {}
     lines = []
     for customer, overdue_n in rows:
-        line = AccountLine(customer=customer, overdue_followups=overdue_n)
+        score, band_ = scores.get(customer.id, (None, None))
+        line = AccountLine(customer=customer, overdue_followups=overdue_n, score=score, band=band_)
         if overdue_n:
             line.reasons.append(f"{overdue_n} overdue follow-up" + ("s" if overdue_n > 1 else ""))
         if customer.revisit_due_at <= now:
             days = (now - (customer.last_touch_at or customer.created_at)).days
             line.reasons.append(f"no touch for {days} days" if customer.last_touch_at else "never touched")
         lines.append(line)
-    return lines, total
+    return Page(lines=lines, total=total, offset=offset)
 
 
 @dataclass
@@ -188,7 +233,8 @@ class Home:
 
 def home(session: Session, *, workspace: Workspace, user_id: str, now: datetime) -> Home:
     """The user's App Home: their accounts most urgent first, their open follow-ups, recent survey results."""
-    accounts, total = list_accounts(session, workspace=workspace, scope="mine", user_id=user_id, now=now, limit=15)
+    page = list_accounts(session, workspace=workspace, scope="mine", user_id=user_id, now=now, limit=15)
+    accounts, total = page.lines, page.total
     followups = session.exec(
         select(Reminder, Customer.name)
         .outerjoin(Customer, Customer.id == Reminder.customer_id)

@@ -25,7 +25,7 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from models.enums import DigestStatus, HealthBand, Tier
+from models.enums import DigestStatus, HealthBand, Stage, Tier
 
 SPARK = "▁▂▃▄▅▆▇█"
 WEEKS = 8
@@ -130,6 +130,7 @@ class Digest:
     downgrades: list[Move]
     no_survey: list[Customer]
     no_owner: list[Customer] = field(default_factory=list)  # nobody gets their revisits
+    churned: list[Customer] = field(default_factory=list)  # key accounts that churned this week
     portfolio: str = ""
 
 
@@ -150,8 +151,8 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
     scored a second time (a third of the job's time with 10,000 customers)."""
     if scored is None:
         scored = health_svc.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
-    else:
-        scored = [item for item in scored if item.customer.tier == Tier.key]
+    # A churned account has no health to watch: it leaves the bands and is named once, the week it churned.
+    scored = [item for item in scored if item.customer.tier == Tier.key and item.customer.stage != Stage.churned]
     key_ids = select(Customer.id).where(Customer.workspace_id == workspace.id, Customer.tier == Tier.key)
     week = health_svc.week_start(now)
     history: dict[int, dict] = defaultdict(dict)
@@ -242,8 +243,18 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
         .group_by(Survey.customer_id)
     ).all())
     cutoff = now - timedelta(days=NO_SURVEY_DAYS)
-    no_survey = [a.customer for a in accounts
-                 if last_survey.get(a.customer.id) is None or last_survey[a.customer.id] < cutoff]
+    # Counted from the account's own start: one created last week has not gone 90 days without a survey.
+    no_survey = [a.customer for a in accounts if a.customer.created_at <= cutoff
+                 and (last_survey.get(a.customer.id) is None or last_survey[a.customer.id] < cutoff)]
+    churned_ids = session.exec(
+        select(RelationshipChange.customer_id)
+        .where(RelationshipChange.workspace_id == workspace.id, RelationshipChange.field == "stage",
+               RelationshipChange.to_value == Stage.churned.value, RelationshipChange.at >= week_ago,
+               RelationshipChange.customer_id.in_(key_ids))
+    ).all()
+    churned = sorted(session.exec(
+        select(Customer).where(Customer.id.in_(set(churned_ids)), Customer.stage == Stage.churned)
+    ).all(), key=lambda c: c.name_key) if churned_ids else []
 
     portfolio_weeks = [
         _mean([history[c][w] for c in history if history[c].get(w) is not None]) for w in weeks
@@ -252,7 +263,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
         period=period or period_of(now), total=len(accounts), bands=bands,
         band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
         overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
-        no_survey=no_survey, no_owner=[a.customer for a in accounts if not a.customer.owner_id],
+        no_survey=no_survey, no_owner=[a.customer for a in accounts if not a.customer.owner_id], churned=churned,
         portfolio=sparkline(portfolio_weeks),
     )
 

@@ -1,4 +1,4 @@
-"""Names as people type them: folded for matching (case, width, accents kept), checked for what we can store."""
+"""Names as people type them: folded for matching (case, width, accents), checked for what we can store."""
 
 import re
 import unicodedata
@@ -10,8 +10,18 @@ _FORBIDDEN = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
 
 
 def name_key(name: str) -> str:
-    """The form names are compared in: NFKC (full-width → ASCII), case-folded, white space collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    """The form names are compared in: NFKC (full-width → ASCII), accents folded from Latin and Greek
+    letters (`muller` finds Müller), case-folded, white space collapsed. Marks on other scripts stay: they change
+    the letter (が is not か). migrations/versions/0007 holds a copy, for keys stored before."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    kept, base = [], ""
+    for ch in decomposed:
+        if unicodedata.combining(ch) and base and ord(base) < 0x0400:  # Latin, IPA and Greek letters
+            continue
+        kept.append(ch)
+        if not unicodedata.combining(ch):
+            base = ch
+    return " ".join(unicodedata.normalize("NFKC", "".join(kept)).casefold().split())
 
 
 def clean_text(value: str, *, what: str, limit: int, required: bool = True, single_line: bool = False) -> str:

@@ -191,6 +191,11 @@ def _apply(w: Workspace, key: str, args: list[str]) -> str:
             weights[name] = _int(value, what=f"The weight of {name}", low=0, high=100)
         if not args or sum(weights.values()) == 0:
             raise BadInput("At least one weight must be above 0.")
+        if sum(weights.values()) != 100:
+            given = " ".join(f"{k}={v}" for k, v in weights.items())
+            raise BadInput(f"The weights must add up to 100; {given} add up to {sum(weights.values())}.",
+                           hint="For example: `/crm config weights engagement=30 satisfaction=30 relationship=25 "
+                                "followup=15`")
         w.health_weights = weights
         return "Health weights: " + " ".join(f"{k}={v}" for k, v in weights.items()) + "."
     raise ValueError

@@ -9,7 +9,9 @@ from bot.db import read_scope, session_scope
 from bot.errors import ChannelRefused, LookupFailed
 from bot.runtime import Runtime
 from bot.services import channels as svc
+from bot.services.people import not_teammate
 from bot.services.workspaces import get_workspace
+from bot.slack import people
 from bot.slack.client import post_to_each
 from bot.slack.render import render
 from models import Workspace
@@ -52,6 +54,29 @@ def ensure_internal(client, channel_id: str) -> dict:
     return info
 
 
+MEMBERS_LOOKED_UP = 100  # people of a channel with no sharing checked for a guest (users.info is Tier 4)
+
+
+def customers_in(runtime: Runtime, client, *, workspace_id: str, info: dict) -> bool:
+    """Are customers in this channel: is it shared with another organisation, or is a guest of ours in it?
+    Only the first MEMBERS_LOOKED_UP members are asked about (most of them from the people cache): a channel
+    that large with no sharing is taken for an internal one."""
+    if svc.sharing(info) == "shared":
+        return True
+    try:
+        members = client.conversations_members(channel=info["id"], limit=MEMBERS_LOOKED_UP)["members"]
+    except SlackApiError as exc:
+        error = exc.response.get("error") or f"http_{exc.response.status_code}"
+        raise LookupFailed(f"I could not check who is in that channel with Slack just now ({error}). Please try "
+                           "again in a minute.") from None
+    for user_id in members[:MEMBERS_LOOKED_UP]:
+        person = people.lookup(runtime, client, workspace_id=workspace_id, user_id=user_id)
+        if person is not None and not person.is_bot and not_teammate(person, workspace_id=workspace_id) in (
+                "guest", "other_org"):
+            return True
+    return False
+
+
 def managers_channel(runtime: Runtime, client, workspace_id: str) -> str | None:
     """The managers' channel if internal content may go there now. Slack is asked first, since a share may have
     happened while Rapport was not listening; a channel found shared is recorded (and the admins told once)
@@ -82,6 +107,7 @@ def became_shared(runtime: Runtime, client, *, workspace_id: str, channel_id: st
         told = svc.people_to_tell(session, workspace=session.get(Workspace, workspace_id))
     log.info("the managers' channel %s of %s is shared with another organisation: internal posts stop there",
              channel_id, workspace_id)
+    told = people.outsiders_dropped(runtime, client, workspace_id=workspace_id, user_ids=told)
     sent = post_to_each(client, told, blocks=render("channel_shared.j2", channel_id=channel_id),
                         text="The managers' channel is shared with another organisation now")
     if not sent:

@@ -13,7 +13,7 @@ from bot.services import digest as svc
 from bot.services import health
 from bot.services.digest import Digest
 from bot.services.reminders import PERMANENT_ERRORS
-from bot.slack import channels
+from bot.slack import channels, people
 from bot.slack.client import client_for, post_to_each
 from bot.slack.installs import TokenRefused, WorkspacePaused
 from bot.slack.render import channel, render, user
@@ -170,13 +170,15 @@ def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Worksp
 def _destinations(runtime: Runtime, client, workspace: Workspace) -> list[str]:
     """The managers' channel and the subscribers. While the managers' channel is shared with another
     organisation, nothing goes there: the managers get the digest by DM instead."""
-    subscribers = list(workspace.digest_subscribers)
+    subscribers = people.outsiders_dropped(runtime, client, workspace_id=workspace.id,
+                                           user_ids=list(workspace.digest_subscribers))
     if not workspace.digest_channel:
         return subscribers
     internal = channels.managers_channel(runtime, client, workspace.id)
     if internal is not None:
         return [internal, *subscribers]
-    return list(dict.fromkeys([*workspace.managers, *subscribers]))
+    managers = people.outsiders_dropped(runtime, client, workspace_id=workspace.id, user_ids=list(workspace.managers))
+    return list(dict.fromkeys([*managers, *subscribers]))
 
 
 def tell_managers(client, workspace: Workspace, period: str, given_up: dict[str, str]) -> None:

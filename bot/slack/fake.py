@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from bot.slack.fake_socket import FakeSocketMode
 from bot.slack.fake_tokens import FakeTokens
 
 __all__ = [
@@ -532,7 +533,10 @@ class FakeSlack(FakeTokens):
             "views.publish": self._views_publish,
             "reactions.add": self._reactions_add,
             "oauth.v2.access": self._oauth_v2_access,
+            "apps.connections.open": self._apps_connections_open,
         }
+        # Socket Mode: started on the first apps.connections.open (bot/slack/fake_socket.py).
+        self.socket_mode = FakeSocketMode(app_id=app_id)
         self.add_user(bot_user_id, name="rapport", is_bot=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -557,6 +561,7 @@ class FakeSlack(FakeTokens):
         if server is None:
             return
         self._stopping.set()  # wakes handlers sleeping on an injected timeout or latency
+        self.socket_mode.stop()
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -920,6 +925,10 @@ class FakeSlack(FakeTokens):
         return args
 
     # -- methods -----------------------------------------------------------------------------------------------
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Reached only with a valid app-level token (the token check refuses the others as Slack does).
+        return {"ok": True, "url": self.socket_mode.open_url(self._answering_team())}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         team_id = self._answering_team()

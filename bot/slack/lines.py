@@ -127,6 +127,15 @@ def band_cell(item, changes: dict) -> str:
     return f"{BAND_ICONS[band]} {BAND_NAMES[band]} *{count}*{delta}"
 
 
+def health_cell(score, band: str | None) -> str:
+    """":red_circle: 32 at risk" for a list line; "not scored yet" before the first weekly snapshot."""
+    if band is None:
+        return ":white_circle: not scored yet"
+    if score is None:
+        return f"{BAND_ICONS[band]} insufficient data"
+    return f"{BAND_ICONS[band]} {score:.0f} {BAND_NAMES[band].lower()}"
+
+
 def _score(value) -> str:
     return "—" if value is None else f"{value:.0f}"
 
@@ -176,6 +185,11 @@ def no_survey_line(customers, shown: int = 60, size: int = 2900) -> str:
     return names_line("*No survey for 90 days*", customers, shown=shown, size=size)
 
 
+def churned_line(customers) -> str:
+    """Key accounts that churned this week: named once, out of the health bands."""
+    return names_line("*Churned this week*", customers)
+
+
 def no_owner_line(customers) -> str:
     """Key accounts nobody owns: nobody is reminded to revisit them."""
     return names_line("*No owner* — nobody is reminded to revisit these; `/crm owner <customer> @someone`",
@@ -205,6 +219,7 @@ def config_row(row: tuple[str, str]) -> str:
 FILTERS = {
     "config_row": config_row,
     "band_cell": band_cell,
+    "health_cell": health_cell,
     "account_line": account_line,
     "roster_line": roster_line,
     "overdue_line": overdue_line,
@@ -212,6 +227,7 @@ FILTERS = {
     "move_line": move_line,
     "no_survey_line": no_survey_line,
     "no_owner_line": no_owner_line,
+    "churned_line": churned_line,
     "distribution": distribution,
     "comment_line": comment_line,
     "agenda_line": agenda_line,

@@ -90,6 +90,21 @@ def ensure_teammate(runtime: Runtime, client, *, workspace_id: str, user_id: str
     return person
 
 
+def outsiders_dropped(runtime: Runtime, client, *, workspace_id: str, user_ids: list[str]) -> list[str]:
+    """`user_ids` (managers, digest subscribers: who background work is about to DM internal content) without
+    guests and people from other organisations — named before the gate above existed, or who changed since.
+    A deactivated account or one Slack cannot tell us about is kept: its post fails and is reported as before."""
+    kept = []
+    for user_id in user_ids:
+        why = not_teammate(lookup(runtime, client, workspace_id=workspace_id, user_id=user_id),
+                           workspace_id=workspace_id)
+        if why in ("other_org", "guest", "bot"):
+            log.warning("not sending internal content of %s to %s (%s)", workspace_id, user_id, why)
+            continue
+        kept.append(user_id)
+    return kept
+
+
 def _refusal(why: str, *, role: str, person: SlackUser | None, user_id: str | None = None,
              field: str | None = None) -> NotOurTeam:
     words = render("not_teammate.j2", why=why, role=role, user_id=user_id,

@@ -350,7 +350,8 @@ class Dispatcher:
             log.warning("could not tell the managers of %s (%s): %s", workspace.id, paused.reason, text)
             return 0
         internal = channels.managers_channel(self.runtime, client, workspace.id) if workspace.digest_channel else None
-        targets = [internal] if internal else list(workspace.managers)
+        targets = [internal] if internal else people.outsiders_dropped(self.runtime, client, workspace_id=workspace.id,
+                                                                        user_ids=list(workspace.managers))
         if not targets:
             log.warning("workspace %s has no managers to tell (its managers' channel is shared): %s", workspace.id,
                         text)

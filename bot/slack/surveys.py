@@ -17,6 +17,7 @@ from bot.errors import BadInput
 from bot.runtime import Runtime
 from bot.services import surveys as svc
 from bot.services.workspaces import get_workspace
+from bot.slack import channels
 from bot.slack.client import client_for
 from bot.slack.installs import WorkspacePaused
 from bot.slack.render import esc, render
@@ -36,7 +37,7 @@ def message(survey: Survey, count: int) -> tuple[list, str]:
     return blocks, svc.QUESTIONS[kind]
 
 
-def check_channel(client, channel_id: str) -> None:
+def check_channel(client, channel_id: str) -> dict:
     """Refuse clearly before writing anything: unknown, archived, or a channel the bot is not in."""
     try:
         info = client.conversations_info(channel=channel_id)["channel"]
@@ -51,6 +52,7 @@ def check_channel(client, channel_id: str) -> None:
     if not info.get("is_member", True):
         raise BadInput(f"I'm not in #{info.get('name', channel_id)}.",
                        hint="Invite me with `/invite @Rapport` in that channel, then send the survey again.")
+    return info
 
 
 def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int, kind: str,
@@ -58,10 +60,14 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
     with session_scope(runtime.engine) as session:
         customer = session.get(Customer, customer_id)
         channel_id = channel_id or customer.channel_id
+        allow_internal = get_workspace(session, workspace_id).survey_allow_internal
     if not channel_id:
         raise BadInput(f"{customer.name} has no shared channel yet.",
                        hint=f'Name one: `/crm survey "{customer.name}" nps #channel`, or set it with Edit.')
-    check_channel(client, channel_id)
+    info = check_channel(client, channel_id)
+    # Only customers' answers count (unless internal answers are on): a survey where no customer is gets none.
+    if not allow_internal and not channels.customers_in(runtime, client, workspace_id=workspace_id, info=info):
+        raise channels.refusal(channel_id, why="internal", purpose="survey", info=info, field="channel")
     try:
         with session_scope(runtime.engine) as session:
             workspace = get_workspace(session, workspace_id)
@@ -85,15 +91,15 @@ def post_survey(runtime: Runtime, client, *, workspace_id: str, customer_id: int
 
 
 class ClickOrder:
-    """A person's clicks on a survey are stored in the order they were made, the last one winning (in this process).
+    """A person's clicks on a survey are stored in the order they were made, the last one winning (in this process),
+    and each is acknowledged only once it is stored (or a newer click of theirs has taken its place).
 
-    Listeners ack first and then race for the database, so a person's second click could be stored before
-    their first and then be overwritten by it. Each click takes a ticket before its ack, so a click sent after
-    the previous one was acknowledged holds the newer ticket; a person's clicks then store one at a time, and a
-    click that is no longer their newest when its turn comes is dropped: the newer one stores its own answer
-    (and sends its own thank-you). No click waits for more than the one write in progress. Two clicks Slack
-    delivers together (neither waiting for the other's ack), or to two processes, are still stored in arrival
-    order: settling those needs Slack's action_ts stored with the answer."""
+    Each click takes a ticket when it arrives; a person's clicks then store one at a time, and a click that is no
+    longer their newest when its turn comes is dropped: the newer one stores its own answer (and sends its own
+    thank-you). The ack (`then`) is sent after the turn, so an acknowledged click is in the database: a process
+    killed after Slack saw the ack loses nothing. Two clicks Slack delivers together (neither waiting for the
+    other's ack), or to two processes, are stored in arrival order: settling those needs Slack's action_ts
+    stored with the answer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -101,8 +107,9 @@ class ClickOrder:
 
     @contextmanager
     def turn(self, survey_id: str, person: str, then: Callable[[], object]) -> Iterator[bool]:
-        """Take a ticket, call `then` (the ack), and hold this person's turn to store; yields False when a
-        newer click of theirs came in meanwhile."""
+        """Take a ticket, hold this person's turn to store, then call `then` (the ack); yields False when a
+        newer click of theirs came in meanwhile. `then` is called even when storing raised, so the error
+        reaches the person (through respond) rather than Slack's timeout."""
         key = (survey_id, person)
         with self._lock:
             tickets = self._people.get(key)
@@ -111,7 +118,6 @@ class ClickOrder:
             tickets.issued += 1
             ticket = tickets.issued
         try:
-            then()
             with tickets.turn:
                 yield ticket == tickets.issued
         finally:
@@ -119,6 +125,7 @@ class ClickOrder:
                 tickets.done += 1
                 if tickets.done == tickets.issued:
                     del self._people[key]
+            then()
 
 
 @dataclass
