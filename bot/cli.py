@@ -160,16 +160,24 @@ def _rows_per_second(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "— rows/s"
 
 
+IMPORT_KINDS = {"companies": "companies", "customers": "companies"}  # `rapport import <kind> FILE`
+
+
 @cli.command("import")
 def import_(
-    file: str = typer.Argument(..., help="CSV (comma, semicolon or tab; UTF-8) or .xlsx file: name,tier,stage,"
-                                         "org,owner,channel,contacts; other columns are ignored (- for stdin)"),
+    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers), then the file; "
+                               "with the file alone the kind is taken from its header"),
+    file: str = typer.Argument(None, hidden=True, help="CSV (comma, semicolon or tab; UTF-8) or .xlsx; - for stdin"),
     workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
     by: str = typer.Option(IMPORTED_BY, "--by", help="Slack user id the changes are recorded as made by"),
+    maps: list[str] = typer.Option(None, "--map", help="'Source column=field' (repeatable); 'Column=' leaves it "
+                                   "unread; overrides the known HubSpot, Salesforce and Pipedrive column names"),
+    map_file: str = typer.Option(None, "--map-file", help="a saved mapping: one 'Source column=field' a line"),
 ) -> None:
-    """Import customers from CSV (name,tier,stage,org,owner,channel,contacts): a re-import updates, never
-    duplicates; a file with a bad row writes nothing unless --skip-bad."""
+    """Import companies from CSV or .xlsx — Rapport's own export, or HubSpot's, Salesforce's or Pipedrive's
+    (their column names and values are recognised; other columns are listed and not read): a re-import
+    updates, never duplicates; a file with a bad row writes nothing unless --skip-bad."""
     import os
     import time
 
@@ -188,14 +196,39 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import read_scope, session_scope
     from bot.errors import BadInput
+    from bot.services.mapping import parse_overrides
     from bot.services.tables import rewindable
-    from bot.services.transfer import ImportRefused, asked_ahead, import_customers, unknown_owner_emails
+    from bot.services.transfer import (
+        ImportRefused,
+        asked_ahead,
+        header_mapping,
+        import_customers,
+        unknown_owner_emails,
+    )
 
     class RowsColumn(ProgressColumn):
         def render(self, task) -> Text:
             rows = task.fields.get("rows", 0)
             return Text(f"{rows:,} rows · {_rows_per_second(rows, task.elapsed or 0)}", style="progress.data.speed")
 
+    if file is None:
+        kind, file = "", kind
+    elif kind not in IMPORT_KINDS:
+        typer.secho(f"rapport import: “{kind}” is not something to import; choose: {', '.join(IMPORT_KINDS)}",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+    try:
+        lines = list(maps or [])
+        if map_file:
+            with open(map_file, encoding="utf-8-sig") as saved:
+                lines = saved.read().splitlines() + lines  # --map on the command line wins over the saved file
+        columns = parse_overrides(lines)
+    except OSError as exc:
+        typer.secho(f"rapport import: cannot open {map_file}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except BadInput as exc:
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(2) from None
     try:
         raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
@@ -214,11 +247,14 @@ def import_(
     task = bar.add_task("import", total=total, rows=0)
     started = time.perf_counter()
     try:
+        for line in header_mapping(raw, overrides=columns).lines():  # what will be read, before anything is
+            typer.echo(line, err=True)
+        raw.seek(0)
         if ask_slack is not None:
             # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
             with read_scope(engine) as session:  # writes nothing: a refused import leaves no trace
                 target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=False).id
-                emails = unknown_owner_emails(session, workspace_id=target_id, rows=raw)
+                emails = unknown_owner_emails(session, workspace_id=target_id, rows=raw, columns=columns)
             raw.seek(0)
             if emails:
                 stderr.print(f"asking Slack about {len(emails):,} owner e-mail{'s' if len(emails) != 1 else ''}…")
@@ -228,6 +264,7 @@ def import_(
             target = _workspace_for(session, workspace, now=now, create=True)
             report = import_customers(
                 session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
+                columns=columns,
                 progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
             )
     except ImportRefused as refused:
@@ -253,9 +290,8 @@ def import_(
     seconds = time.perf_counter() - started
     for line, message in report.bad:
         typer.echo(f"line {line}: {message}", err=True)
-    if report.ignored_columns:
-        typer.echo(f"columns not read ({len(report.ignored_columns):,}): "
-                   + ", ".join(f"“{name}”" for name in report.ignored_columns), err=True)
+    for line in report.mapping.translations() if report.mapping else []:
+        typer.echo(f"translated {line}", err=True)
     skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
     typer.echo(
         f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"

@@ -428,3 +428,88 @@ def test_the_cli_imports_an_xlsx_and_standard_input_and_lists_the_columns_it_ign
     refused = runner.invoke(cli, ["import", "-"], input="name\nSão Paulo Ltda\n".encode("cp1252"))
     assert refused.exit_code == 1 and "byte 0xE3 on line 2 is not UTF-8" in refused.stderr
     assert "Save it from the spreadsheet as “CSV UTF-8”" in refused.stderr
+
+
+# -- what HubSpot, Salesforce and Pipedrive export ----------------------------------------------------------
+
+HUBSPOT_COMPANIES = (
+    '"Record ID","Company name","Company owner","Email of owner","Lifecycle Stage","Phone Number",'
+    '"Company Domain Name","Ideal Customer Profile Tier","Create Date"\r\n'
+    '"5001","Acme Corp","Alice Adams","alice@rapport.example","Customer","+1 415 555 0100","acme.example",'
+    '"Tier 1","2025-01-02 10:00"\r\n'
+    '"5002","Globex","Bob Brown","BOB@rapport.example","Opportunity","","globex.example","",""\r\n'
+    '\r\n'
+    '"5003","Initech","","","Evangelist","","initech.example","Tier 3",""\r\n'
+    '"5004","Umbrella","","","Other","","","",""\r\n'
+)
+
+
+def test_a_hubspot_company_export_is_read_by_its_column_names_and_values(engine, clock, team):
+    with session_scope(engine) as session:
+        session.add(SlackUser(workspace_id=HOME_TEAM, user_id="U0ALICE", email="alice@rapport.example",
+                              fetched_at=clock.now()))
+    report = imported_bytes(engine, clock, "\ufeff".encode() + HUBSPOT_COMPANIES.encode())
+    assert (report.created, report.bad) == (4, [])
+    assert report.mapping.sources[0] == "HubSpot"
+    assert report.ignored_columns == ["Record ID", "Company owner", "Phone Number", "Company Domain Name",
+                                      "Create Date"]
+    acme = customer(engine, "Acme Corp")[0]
+    assert (acme.tier, acme.stage, acme.owner_id) == ("key", "active", "U0ALICE")
+    globex = customer(engine, "Globex")[0]
+    assert (globex.tier, globex.stage, globex.owner_id) == ("general", "converting", "U0BOB")
+    assert (customer(engine, "Initech")[0].tier, customer(engine, "Initech")[0].stage) == ("longtail", "expanding")
+    assert customer(engine, "Umbrella")[0].stage == "prospect"  # “Other” says nothing: the default
+    assert report.mapping.translations() == [
+        "stage: “Customer” → active (1 row)", "stage: “Evangelist” → expanding (1 row)",
+        "stage: “Opportunity” → converting (1 row)", "stage: “Other” → (empty) (1 row)",
+        "tier: “Tier 1” → key (1 row)", "tier: “Tier 3” → longtail (1 row)"]
+
+    again = imported_bytes(engine, clock, HUBSPOT_COMPANIES.encode())
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 4)
+
+
+def test_salesforce_and_pipedrive_accounts_map_their_type_and_label_to_stages(engine, clock, team):
+    salesforce = ("Account ID,Account Name,Account Owner,Type,Website,Billing Country\n"
+                  "001A,Acme Corp,Alice Adams,Customer - Direct,acme.example,US\n"
+                  "001B,Globex,Bob Brown,Prospect,,DE\n"
+                  "001C,Hooli,,Former Customer,,\n")
+    report = imported_bytes(engine, clock, salesforce.encode(), workspace_id="T0SF")
+    assert report.bad == [] and report.mapping.sources == ["Salesforce"]
+    assert report.mapping.lines()[0] == ("reading companies from Salesforce column names (header on line 1): "
+                                        "Account Name → name; Type → stage")
+    pipedrive = ("Organization - ID;Organization - Name;Organization - Owner;Organization - Label\n"
+                 "11;Acme Corp;Alice Adams;Customer\n12;Globex;Bob Brown;Hot lead\n13;Hooli;;Cold lead\n")
+    report = imported_bytes(engine, clock, pipedrive.encode(), workspace_id="T0PD")
+    assert report.bad == [] and report.mapping.sources == ["Pipedrive"]
+    with session_scope(engine) as session:
+        stages = {(c.workspace_id, c.name): c.stage for c in session.exec(select(Customer))}
+    assert stages == {("T0SF", "Acme Corp"): "active", ("T0SF", "Globex"): "prospect", ("T0SF", "Hooli"): "churned",
+                      ("T0PD", "Acme Corp"): "active", ("T0PD", "Globex"): "converting", ("T0PD", "Hooli"): "prospect"}
+
+
+def test_map_overrides_the_known_names_from_the_command_line_or_a_saved_file(engine, database_url, tmp_path,
+                                                                              team):
+    path = tmp_path / "accounts.csv"
+    path.write_text("Kunde,Stufe,Account Name,Betreuer\nAcme Corp,key,Acme (old),bob@rapport.example\n",
+                    encoding="utf-8")
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+    saved = tmp_path / "mapping.txt"
+    saved.write_text("# our German spreadsheet\nKunde=name\nStufe=tier\nAccount Name=\n", encoding="utf-8")
+    done = runner.invoke(cli, ["import", "companies", str(path), "--map-file", str(saved),
+                               "--map", "Betreuer=owner"])
+    assert done.exit_code == 0, done.output
+    assert ("reading companies from columns (header on line 1): Kunde → name (--map); Stufe → tier (--map); "
+            "Betreuer → owner (--map)") in done.stderr
+    assert "columns not read (1): “Account Name”" in done.stderr
+    assert done.stderr.index("reading companies") < done.stderr.index("imported") if "imported" in done.stderr \
+        else True
+    acme = customer(engine, "Acme Corp")[0]
+    assert (acme.tier, acme.owner_id) == ("key", "U0BOB")
+
+    wrong = runner.invoke(cli, ["import", str(path), "--map", "Kunde=revenue"])
+    assert wrong.exit_code == 2 and "“revenue” in “Kunde=revenue” is not a field of companies" in wrong.stderr
+    missing = runner.invoke(cli, ["import", str(path), "--map", "Customer=name"])
+    assert missing.exit_code == 1 and "--map names a column “customer” that the header" in missing.stderr
+    unnamed = runner.invoke(cli, ["import", str(path)])
+    assert unnamed.exit_code == 0 and customer(engine, "Acme (old)")[0].tier == "general"  # Account Name: the name
+    assert runner.invoke(cli, ["import", "deals", str(path)]).exit_code == 2

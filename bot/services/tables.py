@@ -74,7 +74,8 @@ def _utf8_records(stream: IO[bytes]) -> Iterator[Record]:
     except _NotUtf8 as bad:
         raise _not_utf8(*_first_bad_byte(stream, bad.line)) from None
     finally:
-        text.detach()  # the caller's stream stays open: it may read the file again (owners are read ahead)
+        if not stream.closed:
+            text.detach()  # the caller's stream stays open: it may read the file again (owners are read ahead)
 
 
 def _first_bad_byte(stream: IO[bytes], near: int) -> tuple[str, int]:

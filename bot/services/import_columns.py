@@ -1,0 +1,83 @@
+"""The columns Rapport recognises in what CRMs export, and how their values translate: the one table to extend.
+
+Headers are compared case-, space- and punctuation-folded (`Company name`, `company_name` and `COMPANY-NAME`
+are the same). A field lists its headers most telling first: when a file has several of them (HubSpot's
+`Company owner`, a name, beside an owner e-mail column), the first one present is read and the others are not.
+Values are compared case-folded; a value not listed goes through as written (Rapport's own words, and their
+aliases such as 关键, still work), and one mapped to "" counts as empty: the field keeps its default or its value.
+"""
+
+from __future__ import annotations
+
+# What each kind of file fills, in Rapport's own format's column order.
+FIELDS = {
+    "companies": ("name", "tier", "stage", "org", "owner", "channel", "contacts"),
+}
+
+# The source systems whose exports are recognised, as the report names them.
+SOURCES = ("Rapport", "HubSpot", "Salesforce", "Pipedrive")
+
+# kind → field → [(header, source)], most telling first.
+HEADERS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "companies": {
+        "name": [
+            ("name", "Rapport"),
+            ("Company name", "HubSpot"),  # HubSpot companies export
+            ("Account Name", "Salesforce"),  # Salesforce Accounts (Data Export and reports)
+            ("Organization - Name", "Pipedrive"),  # Pipedrive organizations export
+            ("Organization name", "Pipedrive"),
+            ("Company", "Salesforce"),
+        ],
+        "tier": [
+            ("tier", "Rapport"),
+            ("Ideal Customer Profile Tier", "HubSpot"),  # HubSpot's hs_ideal_customer_profile: Tier 1/2/3
+            ("Account Tier", "Salesforce"),
+            ("Organization - Tier", "Pipedrive"),
+        ],
+        "stage": [
+            ("stage", "Rapport"),
+            ("Lifecycle Stage", "HubSpot"),
+            ("Type", "Salesforce"),  # the Account's Type picklist
+            ("Account Type", "Salesforce"),
+            ("Organization - Label", "Pipedrive"),
+            ("Label", "Pipedrive"),
+        ],
+        "org": [("org", "Rapport"), ("org_relationship", "Rapport"), ("organization", "Rapport")],
+        "owner": [
+            ("owner", "Rapport"),
+            ("Email of owner", "HubSpot"),
+            ("Company owner email", "HubSpot"),
+            ("Account Owner Email", "Salesforce"),
+            ("Owner Email", "Salesforce"),
+            ("Organization - Owner email", "Pipedrive"),
+            # `Company owner`, `Account Owner` and `Organization - Owner` hold a person's name, which Slack
+            # cannot look up: they are not read unless mapped (--map 'Company owner=owner' with e-mails in it).
+        ],
+        "channel": [("channel", "Rapport")],
+        "contacts": [("contacts", "Rapport")],
+    },
+}
+
+# kind → field → {source value (case-folded): Rapport's value, "" for none}.
+VALUES: dict[str, dict[str, dict[str, str]]] = {
+    "companies": {
+        "stage": {
+            # HubSpot lifecycle stages, as labels and as internal values
+            "subscriber": "prospect", "lead": "prospect", "marketing qualified lead": "prospect",
+            "marketingqualifiedlead": "prospect", "sales qualified lead": "converting",
+            "salesqualifiedlead": "converting", "opportunity": "converting", "customer": "active",
+            "evangelist": "expanding", "other": "",
+            # Salesforce Account Type
+            "prospect": "prospect", "customer - direct": "active", "customer - channel": "active",
+            "channel partner / reseller": "active", "installation partner": "active",
+            "technology partner": "active", "former customer": "churned",
+            # Pipedrive's default organization labels
+            "hot lead": "converting", "warm lead": "prospect", "cold lead": "prospect",
+        },
+        "tier": {
+            "tier 1": "key", "tier 2": "general", "tier 3": "longtail",  # HubSpot ICP tiers
+            "tier_1": "key", "tier_2": "general", "tier_3": "longtail",
+            "strategic": "key", "enterprise": "key", "mid-market": "general", "smb": "longtail",
+        },
+    },
+}
