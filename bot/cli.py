@@ -160,13 +160,14 @@ def _rows_per_second(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "— rows/s"
 
 
-IMPORT_KINDS = {"companies": "companies", "customers": "companies"}  # `rapport import <kind> FILE`
+IMPORT_KINDS = {"companies": "companies", "customers": "companies", "touches": "touches",
+                "activities": "touches"}  # `rapport import <kind> FILE`
 
 
 @cli.command("import")
 def import_(
-    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers), then the file; "
-                               "with the file alone the kind is taken from its header"),
+    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers) or touches (also: "
+                               "activities), then the file; with the file alone the kind is taken from its header"),
     file: str = typer.Argument(None, hidden=True, help="CSV (comma, semicolon or tab; UTF-8) or .xlsx; - for stdin"),
     workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
@@ -175,9 +176,9 @@ def import_(
                                    "unread; overrides the known HubSpot, Salesforce and Pipedrive column names"),
     map_file: str = typer.Option(None, "--map-file", help="a saved mapping: one 'Source column=field' a line"),
 ) -> None:
-    """Import companies from CSV or .xlsx — Rapport's own export, or HubSpot's, Salesforce's or Pipedrive's
-    (their column names and values are recognised; other columns are listed and not read): a re-import
-    updates, never duplicates; a file with a bad row writes nothing unless --skip-bad."""
+    """Import companies or touches (calls, meetings, notes) from CSV or .xlsx — Rapport's own files, or
+    HubSpot's, Salesforce's or Pipedrive's exports (their column names and values are recognised; other columns
+    are listed and not read): a re-import changes nothing; a file with a bad row writes nothing unless --skip-bad."""
     import os
     import time
 
@@ -196,8 +197,9 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import read_scope, session_scope
     from bot.errors import BadInput
-    from bot.services.mapping import parse_overrides
-    from bot.services.tables import rewindable
+    from bot.services.mapping import guess_kind, parse_overrides
+    from bot.services.tables import first_row, rewindable
+    from bot.services.touch_import import TouchesRefused, import_touches
     from bot.services.transfer import (
         ImportRefused,
         asked_ahead,
@@ -218,23 +220,36 @@ def import_(
                     err=True, fg="red")
         raise typer.Exit(2)
     try:
-        lines = list(maps or [])
-        if map_file:
-            with open(map_file, encoding="utf-8-sig") as saved:
-                lines = saved.read().splitlines() + lines  # --map on the command line wins over the saved file
-        columns = parse_overrides(lines)
-    except OSError as exc:
-        typer.secho(f"rapport import: cannot open {map_file}: {exc.strerror}", err=True, fg="red")
-        raise typer.Exit(2) from None
-    except BadInput as exc:
-        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
-        raise typer.Exit(2) from None
-    try:
         raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
         typer.secho(f"rapport import: cannot open {file}: {exc.strerror}", err=True, fg="red")
         raise typer.Exit(2) from None
-    raw = rewindable(raw)  # standard input is copied aside: owners are read ahead, and .xlsx needs seeking
+    raw = rewindable(raw)  # standard input is copied aside: the header and owners are read ahead; .xlsx seeks
+    try:
+        if kind:
+            kind = IMPORT_KINDS[kind]
+        else:
+            header = first_row(raw)
+            kind = guess_kind(header[1]) if header else "companies"
+            raw.seek(0)
+    except BadInput as exc:  # the file cannot be read (not UTF-8, not a workbook…)
+        raw.close()
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    try:
+        lines = list(maps or [])
+        if map_file:
+            with open(map_file, encoding="utf-8-sig") as saved:
+                lines = saved.read().splitlines() + lines  # --map on the command line wins over the saved file
+        columns = parse_overrides(lines, kind=kind)
+    except OSError as exc:
+        raw.close()
+        typer.secho(f"rapport import: cannot open {map_file}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except BadInput as exc:
+        raw.close()
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(2) from None
     total = None if file == "-" else os.fstat(raw.fileno()).st_size
     settings = _settings()
     engine = _open_database(settings)
@@ -247,10 +262,10 @@ def import_(
     task = bar.add_task("import", total=total, rows=0)
     started = time.perf_counter()
     try:
-        for line in header_mapping(raw, overrides=columns).lines():  # what will be read, before anything is
+        for line in header_mapping(raw, kind=kind, overrides=columns).lines():  # what is read, before writing
             typer.echo(line, err=True)
         raw.seek(0)
-        if ask_slack is not None:
+        if kind == "companies" and ask_slack is not None:
             # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
             with read_scope(engine) as session:  # writes nothing: a refused import leaves no trace
                 target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=False).id
@@ -262,12 +277,14 @@ def import_(
         with bar, session_scope(engine) as session:
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
-            report = import_customers(
-                session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
-                columns=columns,
-                progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
-            )
-    except ImportRefused as refused:
+            progress = lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows)  # noqa: E731
+            if kind == "touches":
+                report = import_touches(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
+                                        columns=columns, progress=progress)
+            else:
+                report = import_customers(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
+                                          ask_slack=ask_slack, columns=columns, progress=progress)
+    except (ImportRefused, TouchesRefused) as refused:
         for line, message in refused.report.bad:
             typer.echo(f"line {line}: {message}", err=True)
         count = len(refused.report.bad)
@@ -293,6 +310,11 @@ def import_(
     for line in report.mapping.translations() if report.mapping else []:
         typer.echo(f"translated {line}", err=True)
     skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
+    if kind == "touches":
+        typer.echo(f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s"
+                   f" ({_rows_per_second(report.rows, seconds)}): {report.added:,} touches added, "
+                   f"{report.unchanged:,} already there{skipped}")
+        return
     typer.echo(
         f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"
         f" {report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"

@@ -513,3 +513,83 @@ def test_map_overrides_the_known_names_from_the_command_line_or_a_saved_file(eng
     unnamed = runner.invoke(cli, ["import", str(path)])
     assert unnamed.exit_code == 0 and customer(engine, "Acme (old)")[0].tier == "general"  # Account Name: the name
     assert runner.invoke(cli, ["import", "deals", str(path)]).exit_code == 2
+
+
+def test_touches_from_an_activity_export_are_logged_with_their_dates_and_move_the_revisit(engine, clock, team):
+    from bot.services.touch_import import TouchesRefused, import_touches
+    from models import Interaction
+
+    imported(engine, clock, SPREADSHEET)  # Acme (key, Li Wei in its chain), Globex, Initech
+    day = clock.now()
+    hubspot = (
+        "Activity date,Activity type,Associated Company,Associated Contact,Call notes,Record ID\r\n"
+        f"{(day - timedelta(days=3)):%Y-%m-%d %H:%M},Logged call,Acme Corp,Li Wei,Talked renewal,901\r\n"
+        f"{(day - timedelta(days=10)):%Y-%m-%d},Meeting,ACME corp,,Kick-off,902\r\n"
+        "\r\n"
+        f"{(day - timedelta(days=1)):%m/%d/%Y},Note,Globex,Somebody New,Sent the deck,903\r\n"
+    )
+
+    def touches(text, **options):
+        with session_scope(engine) as session:
+            workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+            return import_touches(session, workspace=workspace, rows=io.BytesIO(text.encode()), by=ADMIN,
+                                  now=clock.now(), **options)
+
+    report = touches(hubspot)
+    assert (report.rows, report.added, report.unchanged, report.bad) == (3, 3, 0, [])
+    assert report.mapping.sources[0] == "HubSpot" and report.mapping.ignored == ["Record ID"]
+    acme, chain = customer(engine, "Acme Corp")
+    assert acme.last_touch_at == day - timedelta(days=3)  # the latest of its touches, not the import's time
+    assert acme.revisit_due_at == day - timedelta(days=3) + timedelta(days=14)
+    with session_scope(engine) as session:
+        logged = {(t.kind, t.summary): t for t in session.exec(select(Interaction))}
+        assert set(logged) == {("call", "Talked renewal"), ("meeting", "Kick-off"), ("note", "Sent the deck")}
+        assert logged[("call", "Talked renewal")].contact_id == chain["Li Wei"].id
+        assert logged[("note", "Sent the deck")].contact_id is None  # not in Globex's chain: the touch, no contact
+        assert logged[("call", "Talked renewal")].by_user == ADMIN
+
+    before = customer(engine, "Acme Corp")[0]
+    again = touches(hubspot)
+    assert (again.added, again.unchanged) == (0, 3)
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Interaction)).all()) == 3
+    assert customer(engine, "Acme Corp")[0].updated_at == before.updated_at
+
+    salesforce = ("Subject,Date,Company / Account,Contact,Task Type,Full Comments\n"
+                  "Follow-up,11/20/2026,Nowhere Ltd,,Call,Left a message\n"
+                  "Demo,2099-01-01,Initech,,Meeting,Showed the product\n"
+                  "Check-in,2026-11-20,Initech,,Call,\n")
+    with pytest.raises(TouchesRefused) as refused:
+        touches(salesforce)
+    assert refused.value.report.bad == [
+        (2, "no customer “Nowhere Ltd”; import the companies first."),
+        (3, "a touch cannot be in the future."),
+        (4, "the summary is empty."),
+    ]
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Interaction)).all()) == 3  # nothing written
+    skipped = touches(salesforce.replace("Nowhere Ltd", "Initech").replace("2099-01-01", "2026-11-01"),
+                      skip_bad=True)
+    assert (skipped.added, skipped.bad) == (2, [(4, "the summary is empty.")])
+    assert skipped.mapping.sources == ["Salesforce"]
+
+
+def test_the_cli_guesses_a_pipedrive_activities_file_and_imports_its_touches(engine, database_url, tmp_path, team):
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+    companies = tmp_path / "organizations.csv"
+    companies.write_text("Organization - ID,Organization - Name,Organization - Label\n1,Acme Corp,Customer\n",
+                         encoding="utf-8")
+    assert runner.invoke(cli, ["import", str(companies), "--by", ADMIN]).exit_code == 0
+    activities = tmp_path / "activities.csv"
+    activities.write_text(
+        "Activity - Subject;Activity - Type;Activity - Due date;Activity - Organization;Activity - Note\n"
+        "Lunch with Li;Lunch;2026-11-20;Acme Corp;Talked about the renewal\n", encoding="utf-8")
+    done = runner.invoke(cli, ["import", str(activities), "--by", ADMIN])
+    assert done.exit_code == 0, done.output
+    assert "reading touches from Pipedrive" in done.stderr and "Activity - Note → summary" in done.stderr
+    assert "1 touches added, 0 already there" in done.stdout
+    assert "translated kind: “Lunch” → meeting (1 row)" in done.stderr
+    acme = customer(engine, "Acme Corp")[0]
+    assert acme.stage == "active" and acme.last_touch_at.date().isoformat() == "2026-11-20"
+    again = runner.invoke(cli, ["import", "touches", str(activities), "--by", ADMIN])
+    assert again.exit_code == 0 and "0 touches added, 1 already there" in again.stdout

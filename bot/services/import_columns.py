@@ -12,7 +12,10 @@ from __future__ import annotations
 # What each kind of file fills, in Rapport's own format's column order.
 FIELDS = {
     "companies": ("name", "tier", "stage", "org", "owner", "channel", "contacts"),
+    "touches": ("company", "contact", "kind", "date", "summary"),
 }
+# The field without which a row means nothing.
+REQUIRED = {"companies": "name", "touches": "company"}
 
 # The source systems whose exports are recognised, as the report names them.
 SOURCES = ("Rapport", "HubSpot", "Salesforce", "Pipedrive")
@@ -56,6 +59,35 @@ HEADERS: dict[str, dict[str, list[tuple[str, str]]]] = {
         "channel": [("channel", "Rapport")],
         "contacts": [("contacts", "Rapport")],
     },
+    # Calls, meetings, notes: HubSpot's activity exports, Salesforce's Activities/Tasks reports, Pipedrive's
+    # activities export.
+    "touches": {
+        "company": [
+            ("company", "Rapport"), ("customer", "Rapport"),
+            ("Associated Company", "HubSpot"), ("Company name", "HubSpot"),
+            ("Company / Account", "Salesforce"), ("Account Name", "Salesforce"), ("Account", "Salesforce"),
+            ("Activity - Organization", "Pipedrive"), ("Organization", "Pipedrive"),
+        ],
+        "contact": [
+            ("contact", "Rapport"), ("Associated Contact", "HubSpot"), ("Contact", "Salesforce"),
+            ("Activity - Contact person", "Pipedrive"), ("Contact person", "Pipedrive"),
+        ],
+        "kind": [
+            ("kind", "Rapport"), ("Activity type", "HubSpot"), ("Engagement type", "HubSpot"),
+            ("Task Type", "Salesforce"), ("Activity - Type", "Pipedrive"), ("Type", "Salesforce"),
+        ],
+        "date": [
+            ("date", "Rapport"), ("at", "Rapport"), ("Activity date", "HubSpot"),
+            ("Activity - Marked as done time", "Pipedrive"), ("Activity - Due date", "Pipedrive"),
+            ("Date", "Salesforce"), ("Due Date", "Salesforce"), ("Create Date", "HubSpot"),
+        ],
+        "summary": [
+            ("summary", "Rapport"), ("Call notes", "HubSpot"), ("Meeting description", "HubSpot"),
+            ("Note body", "HubSpot"), ("Body", "HubSpot"), ("Activity - Note", "Pipedrive"),
+            ("Full Comments", "Salesforce"), ("Comments", "Salesforce"), ("Subject", "Salesforce"),
+            ("Activity - Subject", "Pipedrive"),
+        ],
+    },
 }
 
 # kind → field → {source value (case-folded): Rapport's value, "" for none}.
@@ -78,6 +110,13 @@ VALUES: dict[str, dict[str, dict[str, str]]] = {
             "tier 1": "key", "tier 2": "general", "tier 3": "longtail",  # HubSpot ICP tiers
             "tier_1": "key", "tier_2": "general", "tier_3": "longtail",
             "strategic": "key", "enterprise": "key", "mid-market": "general", "smb": "longtail",
+        },
+    },
+    "touches": {
+        "kind": {
+            "logged call": "call", "phone call": "call", "calls": "call", "meetings": "meeting", "lunch": "meeting",
+            "emails": "email", "incoming email": "email", "outgoing email": "email", "notes": "note",
+            "task": "note", "deadline": "note", "other": "note",
         },
     },
 }

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.errors import BadInput
-from bot.services.import_columns import FIELDS, HEADERS, VALUES
+from bot.services.import_columns import FIELDS, HEADERS, REQUIRED, VALUES
 
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -86,6 +86,21 @@ class Mapping:
                 for (name, source, target), count in sorted(self.translated.items())]
 
 
+def guess_kind(header: list[str]) -> str:
+    """companies or touches, from the header: touches when it names a company and a date or an activity type."""
+    try:
+        touches = map_header(header, kind="touches")
+    except BadInput:
+        return "companies"
+    if "date" in touches.columns or "kind" in touches.columns:
+        try:
+            map_header(header, kind="companies")
+        except BadInput:
+            return "touches"
+        return "touches" if "summary" in touches.columns else "companies"
+    return "companies"
+
+
 def map_header(header: list[str], *, kind: str = "companies", line: int = 1,
                overrides: dict[str, str] | None = None) -> Mapping:
     """Read a header: each field from the override naming it, else the first of its known headers present."""
@@ -122,13 +137,16 @@ def map_header(header: list[str], *, kind: str = "companies", line: int = 1,
                 claimed.add(name)
                 hits[source] += 1
                 break
-    if "name" not in columns:
-        known = ", ".join(f"“{h}” ({source})" for h, source in HEADERS[kind]["name"])
-        raise BadInput(f"The header (line {line}) has no “name” column.",
-                       hint=f"Rapport finds the name in a column called {known}; or say which with "
-                            "--map 'Your column=name'.")
+    required = REQUIRED[kind]
+    if required not in columns:
+        known = ", ".join(f"“{h}” ({source})" for h, source in HEADERS[kind][required])
+        raise BadInput(f"The header (line {line}) has no “{required}” column.",
+                       hint=f"Rapport finds the {required} in a column called {known}; or say which with "
+                            f"--map 'Your column={required}'.")
     used = set(columns.values())
     ignored = [cell.replace("\ufeff", "").strip() for i, cell in enumerate(header) if cell.strip() and i not in used]
     sources = [source for source, _count in hits.most_common()]
+    if len(sources) > 1 and "Rapport" in sources:  # `date`, `name`…: words every tool uses, Rapport's too
+        sources.remove("Rapport")
     return Mapping(kind=kind, header=[cell.replace("\ufeff", "").strip() for cell in header], line=line,
                    columns=columns, sources=sources, ignored=ignored, overridden=overridden)

@@ -9,6 +9,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date, datetime, time
 from typing import IO
 
@@ -191,3 +192,10 @@ def _xlsx_records(stream: IO[bytes]) -> Iterator[Record]:
             yield number, number, cells + [""] * (width - len(cells))
     finally:
         book.close()
+
+
+def first_row(source: IO[bytes] | IO[str]) -> tuple[int, list[str]] | None:
+    """The first row that is not blank (the header) with its line; the stream is read from where it is."""
+    with closing(read_records(source)) as records:  # closed now, while the stream is still open
+        found = next((record for record in records if any(cell.strip() for cell in record[2])), None)
+    return None if found is None else (found[0], found[2])

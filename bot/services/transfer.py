@@ -6,7 +6,6 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -34,7 +33,7 @@ from bot.services.import_columns import FIELDS
 from bot.services.mapping import Mapping, map_header
 from bot.services.names import CHANNEL_ID, USER_ID, clean_name, name_key
 from bot.services.people import not_teammate, outsider, remember_person
-from bot.services.tables import read_records
+from bot.services.tables import first_row, read_records
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
 from models.customer import NAME_MAX
@@ -397,13 +396,13 @@ def _parse(line: int, values: tuple[str, ...], people: _People) -> _Row:
 _Record = tuple[int, tuple[str, ...] | str]
 
 
-def header_mapping(source: IO[bytes] | IO[str], *, overrides: dict[str, str] | None = None) -> Mapping:
+def header_mapping(source: IO[bytes] | IO[str], *, kind: str = "companies",
+                   overrides: dict[str, str] | None = None) -> Mapping:
     """How the file's header will be read (to show before importing); the stream is read from where it is."""
-    with closing(read_records(source)) as records:  # (closed now, while the stream is open)
-        header = next((record for record in records if any(cell.strip() for cell in record[2])), None)
+    header = first_row(source)
     if header is None:
-        raise BadInput(f"The file is empty; it needs a header row: {','.join(COLUMNS)}.")
-    return map_header(header[2], kind="companies", line=header[0], overrides=overrides)
+        raise BadInput(f"The file is empty; it needs a header row: {','.join(FIELDS[kind])}.")
+    return map_header(header[1], kind=kind, line=header[0], overrides=overrides)
 
 
 def _file_records(source: IO[bytes] | IO[str], report: ImportReport,
