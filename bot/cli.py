@@ -160,14 +160,15 @@ def _rows_per_second(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "— rows/s"
 
 
-IMPORT_KINDS = {"companies": "companies", "customers": "companies", "touches": "touches",
-                "activities": "touches"}  # `rapport import <kind> FILE`
+IMPORT_KINDS = {"companies": "companies", "customers": "companies", "contacts": "contacts", "persons": "contacts",
+                "touches": "touches", "activities": "touches"}  # `rapport import <kind> FILE`
 
 
 @cli.command("import")
 def import_(
-    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers) or touches (also: "
-                               "activities), then the file; with the file alone the kind is taken from its header"),
+    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers), contacts (persons) "
+                               "or touches (activities), then the file; with the file alone the kind is taken "
+                               "from its header"),
     file: str = typer.Argument(None, hidden=True, help="CSV (comma, semicolon or tab; UTF-8) or .xlsx; - for stdin"),
     workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
@@ -176,7 +177,7 @@ def import_(
                                    "unread; overrides the known HubSpot, Salesforce and Pipedrive column names"),
     map_file: str = typer.Option(None, "--map-file", help="a saved mapping: one 'Source column=field' a line"),
 ) -> None:
-    """Import companies or touches (calls, meetings, notes) from CSV or .xlsx — Rapport's own files, or
+    """Import companies, contacts or touches (calls, meetings, notes) from CSV or .xlsx — Rapport's own files, or
     HubSpot's, Salesforce's or Pipedrive's exports (their column names and values are recognised; other columns
     are listed and not read): a re-import changes nothing; a file with a bad row writes nothing unless --skip-bad."""
     import os
@@ -197,9 +198,9 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import read_scope, session_scope
     from bot.errors import BadInput
+    from bot.services.crm_import import RowsRefused, import_contacts, import_touches
     from bot.services.mapping import guess_kind, parse_overrides
     from bot.services.tables import first_row, rewindable
-    from bot.services.touch_import import TouchesRefused, import_touches
     from bot.services.transfer import (
         ImportRefused,
         asked_ahead,
@@ -278,13 +279,14 @@ def import_(
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
             progress = lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows)  # noqa: E731
-            if kind == "touches":
-                report = import_touches(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
-                                        columns=columns, progress=progress)
+            if kind in ("contacts", "touches"):
+                importer = import_touches if kind == "touches" else import_contacts
+                report = importer(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
+                                  columns=columns, progress=progress)
             else:
                 report = import_customers(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
                                           ask_slack=ask_slack, columns=columns, progress=progress)
-    except (ImportRefused, TouchesRefused) as refused:
+    except (ImportRefused, RowsRefused) as refused:
         for line, message in refused.report.bad:
             typer.echo(f"line {line}: {message}", err=True)
         count = len(refused.report.bad)
@@ -310,9 +312,10 @@ def import_(
     for line in report.mapping.translations() if report.mapping else []:
         typer.echo(f"translated {line}", err=True)
     skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
-    if kind == "touches":
+    if kind in ("contacts", "touches"):
+        updated = f"{report.updated:,} updated, " if kind == "contacts" else ""
         typer.echo(f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s"
-                   f" ({_rows_per_second(report.rows, seconds)}): {report.added:,} touches added, "
+                   f" ({_rows_per_second(report.rows, seconds)}): {report.added:,} {kind} added, {updated}"
                    f"{report.unchanged:,} already there{skipped}")
         return
     typer.echo(

@@ -516,7 +516,7 @@ def test_map_overrides_the_known_names_from_the_command_line_or_a_saved_file(eng
 
 
 def test_touches_from_an_activity_export_are_logged_with_their_dates_and_move_the_revisit(engine, clock, team):
-    from bot.services.touch_import import TouchesRefused, import_touches
+    from bot.services.crm_import import RowsRefused, import_touches
     from models import Interaction
 
     imported(engine, clock, SPREADSHEET)  # Acme (key, Li Wei in its chain), Globex, Initech
@@ -559,7 +559,7 @@ def test_touches_from_an_activity_export_are_logged_with_their_dates_and_move_th
                   "Follow-up,11/20/2026,Nowhere Ltd,,Call,Left a message\n"
                   "Demo,2099-01-01,Initech,,Meeting,Showed the product\n"
                   "Check-in,2026-11-20,Initech,,Call,\n")
-    with pytest.raises(TouchesRefused) as refused:
+    with pytest.raises(RowsRefused) as refused:
         touches(salesforce)
     assert refused.value.report.bad == [
         (2, "no customer “Nowhere Ltd”; import the companies first."),
@@ -587,9 +587,75 @@ def test_the_cli_guesses_a_pipedrive_activities_file_and_imports_its_touches(eng
     done = runner.invoke(cli, ["import", str(activities), "--by", ADMIN])
     assert done.exit_code == 0, done.output
     assert "reading touches from Pipedrive" in done.stderr and "Activity - Note → summary" in done.stderr
-    assert "1 touches added, 0 already there" in done.stdout
+    assert "1 touches added, 0 already there" in done.stdout  # (“touches” as the command names them)
     assert "translated kind: “Lunch” → meeting (1 row)" in done.stderr
     acme = customer(engine, "Acme Corp")[0]
     assert acme.stage == "active" and acme.last_touch_at.date().isoformat() == "2026-11-20"
     again = runner.invoke(cli, ["import", "touches", str(activities), "--by", ADMIN])
     assert again.exit_code == 0 and "0 touches added, 1 already there" in again.stdout
+
+
+def test_contacts_from_hubspot_salesforce_and_pipedrive_join_their_customers_decision_chains(engine, clock, team):
+    from bot.services.crm_import import RowsRefused, import_contacts
+
+    imported(engine, clock, SPREADSHEET)  # Acme (Li Wei decision maker 4, Ann Lee), Globex, Initech (Peter)
+
+    def contacts(text, **options):
+        with session_scope(engine) as session:
+            workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=clock.now())
+            return import_contacts(session, workspace=workspace, rows=io.BytesIO(text.encode("utf-8-sig")),
+                                   by=ADMIN, now=clock.now(), **options)
+
+    hubspot = ("Record ID,First Name,Last Name,Email,Company Name,Job Title,Buying Role,Contact owner\r\n"
+               "1,Li,Wei,li@acme.example,Acme Corp,CTO,Decision Maker,Alice Adams\r\n"
+               "2,Sam,Stone,sam@acme.example,acme corp,Buyer,Budget Holder,\r\n"
+               ",,,,,,,\r\n"
+               "3,Gina,Gold,gina@globex.example,Globex,,End User,\r\n")
+    clock.advance(timedelta(hours=1))
+    report = contacts(hubspot)
+    assert (report.rows, report.added, report.updated, report.unchanged, report.bad) == (3, 2, 0, 1, [])  # Li Wei is there
+    assert report.mapping.sources[0] == "HubSpot"
+    assert "Email" in report.mapping.ignored and "Job Title" in report.mapping.ignored
+    _, acme_chain = customer(engine, "Acme Corp")
+    assert {name: (c.role, c.level) for name, c in acme_chain.items()} == {
+        "Li Wei": ("decision_maker", 4), "Ann Lee": ("user", 2), "Sam Stone": ("decision_maker", 1)}
+    assert customer(engine, "Globex")[1]["Gina Gold"].role == "user"
+    with session_scope(engine) as session:  # a new person's level goes into history, as /crm contact does
+        joined = session.exec(select(RelationshipChange).where(RelationshipChange.at == clock.now())).all()
+        assert sorted((c.field, c.from_value, c.to_value) for c in joined) == [("level", None, "1")] * 2
+    before = counts(engine)
+    assert contacts(hubspot).unchanged == 3 and counts(engine) == before  # re-importing changes nothing
+
+    salesforce = ("First Name,Last Name,Account Name,Title,Email,Contact Role\n"
+                  "Peter,Gibbons,Initech,Engineer,peter@initech.example,Technical Buyer\n"
+                  "Bill,Lumbergh,Initech Holdings,VP,bill@initech.example,Economic Buyer\n"
+                  ",,Initech,,nobody@initech.example,\n")
+    with pytest.raises(RowsRefused) as refused:
+        contacts(salesforce)
+    assert refused.value.report.bad == [(3, "no customer “Initech Holdings”; import the companies first."),
+                                        (4, "the contact's name is empty.")]
+    assert counts(engine) == before
+    skipped = contacts(salesforce, skip_bad=True)
+    assert (skipped.updated, skipped.bad[0][0]) == (1, 3)
+    assert customer(engine, "Initech")[1]["Peter Gibbons"].role == "evaluator"
+
+    pipedrive = "Person - Name;Person - Organization;Person - Email\nHank Hill;Globex;hank@globex.example\n"
+    report = contacts(pipedrive)
+    assert report.added == 1 and report.mapping.sources == ["Pipedrive"]
+    assert customer(engine, "Globex")[1]["Hank Hill"].level == 1
+
+
+def test_the_cli_tells_a_contacts_export_from_a_companies_export(engine, database_url, tmp_path, team):
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+    companies = tmp_path / "companies.csv"
+    companies.write_bytes(HUBSPOT_COMPANIES.encode())
+    people = tmp_path / "contacts.csv"
+    people.write_text("First Name,Last Name,Email,Company Name,Create Date\nLi,Wei,li@acme.example,Acme Corp,"
+                      "2026-01-01\n", encoding="utf-8")
+    first = runner.invoke(cli, ["import", str(companies), "--by", ADMIN, "--map", "Email of owner="])
+    assert first.exit_code == 0 and "reading companies from HubSpot" in first.stderr, first.output
+    done = runner.invoke(cli, ["import", str(people), "--by", ADMIN])
+    assert done.exit_code == 0, done.output
+    assert "reading contacts from HubSpot column names" in done.stderr
+    assert "1 contacts added, 0 updated, 0 already there" in done.stdout
+    assert "Li Wei" in customer(engine, "Acme Corp")[1]

@@ -12,10 +12,11 @@ from __future__ import annotations
 # What each kind of file fills, in Rapport's own format's column order.
 FIELDS = {
     "companies": ("name", "tier", "stage", "org", "owner", "channel", "contacts"),
+    "contacts": ("company", "name", "first_name", "last_name", "role", "level"),
     "touches": ("company", "contact", "kind", "date", "summary"),
 }
 # The field without which a row means nothing.
-REQUIRED = {"companies": "name", "touches": "company"}
+REQUIRED = {"companies": "name", "contacts": "company", "touches": "company"}
 
 # The source systems whose exports are recognised, as the report names them.
 SOURCES = ("Rapport", "HubSpot", "Salesforce", "Pipedrive")
@@ -58,6 +59,21 @@ HEADERS: dict[str, dict[str, list[tuple[str, str]]]] = {
         ],
         "channel": [("channel", "Rapport")],
         "contacts": [("contacts", "Rapport")],
+    },
+    # People in a customer's decision chain: HubSpot's contacts, Salesforce's Contacts, Pipedrive's persons.
+    # (An e-mail or a job title is not kept on a contact: those columns are listed as not read.)
+    "contacts": {
+        "company": [
+            ("company", "Rapport"), ("customer", "Rapport"), ("Associated Company", "HubSpot"),
+            ("Company Name", "HubSpot"), ("Account Name", "Salesforce"), ("Person - Organization", "Pipedrive"),
+            ("Organization", "Pipedrive"),
+        ],
+        "name": [("name", "Rapport"), ("Full Name", "Salesforce"), ("Person - Name", "Pipedrive")],
+        "first_name": [("First Name", "HubSpot"), ("Person - First name", "Pipedrive")],
+        "last_name": [("Last Name", "HubSpot"), ("Person - Last name", "Pipedrive")],
+        "role": [("role", "Rapport"), ("Buying Role", "HubSpot"), ("Contact Role", "Salesforce"),
+                 ("Role", "Salesforce")],
+        "level": [("level", "Rapport"), ("relationship level", "Rapport")],
     },
     # Calls, meetings, notes: HubSpot's activity exports, Salesforce's Activities/Tasks reports, Pipedrive's
     # activities export.
@@ -110,6 +126,15 @@ VALUES: dict[str, dict[str, dict[str, str]]] = {
             "tier 1": "key", "tier 2": "general", "tier 3": "longtail",  # HubSpot ICP tiers
             "tier_1": "key", "tier_2": "general", "tier_3": "longtail",
             "strategic": "key", "enterprise": "key", "mid-market": "general", "smb": "longtail",
+        },
+    },
+    "contacts": {
+        "role": {
+            # HubSpot's buying roles; Salesforce's contact roles
+            "decision maker": "decision_maker", "budget holder": "decision_maker", "executive sponsor":
+            "decision_maker", "economic buyer": "decision_maker", "economic decision maker": "decision_maker",
+            "end user": "user", "business user": "user", "technical buyer": "evaluator",
+            "legal and compliance": "procurement", "blocker": "influencer", "other": "",
         },
     },
     "touches": {

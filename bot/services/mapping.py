@@ -87,17 +87,19 @@ class Mapping:
 
 
 def guess_kind(header: list[str]) -> str:
-    """companies or touches, from the header: touches when it names a company and a date or an activity type."""
-    try:
-        touches = map_header(header, kind="touches")
-    except BadInput:
-        return "companies"
-    if "date" in touches.columns or "kind" in touches.columns:
+    """companies, contacts or touches, from the header: touches when it names a company, a summary and a date
+    or an activity type; contacts when it names a company and a person; else companies."""
+    def mapped(kind: str) -> set[str]:
         try:
-            map_header(header, kind="companies")
+            return set(map_header(header, kind=kind).columns)
         except BadInput:
-            return "touches"
-        return "touches" if "summary" in touches.columns else "companies"
+            return set()
+
+    touches = mapped("touches")
+    if "summary" in touches and touches & {"date", "kind"}:
+        return "touches"
+    if mapped("contacts") & {"name", "first_name", "last_name"}:
+        return "contacts"
     return "companies"
 
 

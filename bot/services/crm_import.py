@@ -1,5 +1,6 @@
-"""Importing touches (calls, meetings, e-mails, notes) from a CRM's activity export: each becomes a touch logged
-on its customer with its own date, through log_touch, so last touch and the next revisit move as if logged."""
+"""Importing a CRM's contacts and activities onto the customers already imported: contacts join the decision
+chain through set_contact; each activity becomes a touch logged through log_touch with its own date, so last
+touch and the next revisit move as if it had been logged in Rapport."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.errors import BadInput
-from bot.services.customers import log_touch
+from bot.services.customers import Actor, log_touch, set_contact
+from bot.services.import_columns import FIELDS
 from bot.services.mapping import Mapping, map_header
 from bot.services.names import clean_text, name_key
-from bot.services.transfer import SHOWN_BAD
+from bot.services.tables import read_records
+from bot.services.transfer import REASON, SHOWN_BAD
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, Interaction, Workspace
 from models.customer import SUMMARY_MAX
-from models.enums import TouchKind
+from models.enums import ContactRole, RelationshipLevel, TouchKind
 
 BATCH = 1000
 # How CRMs write an activity's time: ISO (HubSpot, Pipedrive, Rapport), and Salesforce's US report format.
@@ -28,18 +31,19 @@ _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%m/%d/%Y %I:%M %
 
 
 @dataclass
-class TouchReport:
+class RowsReport:
     rows: int = 0
     added: int = 0
-    unchanged: int = 0  # the same touch (customer, time, kind, summary) is already there
+    updated: int = 0
+    unchanged: int = 0  # already there as the row says (a touch: the same customer, time, kind and summary)
     bad: list[tuple[int, str]] = field(default_factory=list)
     mapping: Mapping | None = None
 
 
-class TouchesRefused(BadInput):
+class RowsRefused(BadInput):
     """Bad rows and no skip_bad: raised so the transaction rolls back whole."""
 
-    def __init__(self, report: TouchReport):
+    def __init__(self, report: RowsReport):
         count = len(report.bad)
         shown = "\n".join(f"line {line}: {message}" for line, message in report.bad[:SHOWN_BAD])
         super().__init__(f"{count:,} bad row{'s' if count != 1 else ''} in the file; nothing was imported.\n{shown}",
@@ -65,14 +69,13 @@ def parse_when(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _rows(source: IO[bytes] | IO[str], report: TouchReport, overrides) -> Iterator[tuple[int, dict[str, str]]]:
-    from bot.services.tables import read_records
-
+def _rows(source: IO[bytes] | IO[str], report: RowsReport, overrides, *,
+          kind: str) -> Iterator[tuple[int, dict[str, str]]]:
     with closing(read_records(source)) as records:
         header = next((r for r in records if any(cell.strip() for cell in r[2])), None)
         if header is None:
-            raise BadInput("The file is empty; it needs a header row: company,contact,kind,date,summary.")
-        mapping = report.mapping = map_header(header[2], kind="touches", line=header[0], overrides=overrides)
+            raise BadInput(f"The file is empty; it needs a header row: {','.join(FIELDS[kind])}.")
+        mapping = report.mapping = map_header(header[2], kind=kind, line=header[0], overrides=overrides)
         for line, _last, cells in records:
             if not any(cell.strip() for cell in cells):
                 continue
@@ -90,19 +93,48 @@ def import_touches(
     skip_bad: bool = False,
     columns: dict[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> TouchReport:
+) -> RowsReport:
     """Log each row as a touch on the customer it names (by name, as the companies import matched it), with the
     contact when the decision chain has that person. A touch already there is not logged again, so a second
     import of the same file changes nothing. Bad rows are reported by line; unless `skip_bad`, any bad row
     refuses the file (TouchesRefused) and nothing is written."""
-    report = TouchReport()
+    return _import(session, workspace=workspace, rows=rows, kind="touches", skip_bad=skip_bad, columns=columns,
+                   progress=progress,
+                   one=lambda values, customers, report: _touch(session, workspace=workspace, values=values, by=by,
+                                                                now=now, customers=customers, report=report))
+
+
+def import_contacts(
+    session: Session,
+    *,
+    workspace: Workspace,
+    rows: IO[bytes] | IO[str],
+    by: str,
+    now: datetime,
+    skip_bad: bool = False,
+    columns: dict[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RowsReport:
+    """Add each row's person to the decision chain of the customer it names (set_contact: a new person's level
+    goes into history), or update their role and level; a person already there as the row says is left alone,
+    so a second import of the same file changes nothing. Bad rows as import_touches."""
+    actor = Actor(user_id=by, is_admin=True)  # the command line is the workspace's admin
+    return _import(session, workspace=workspace, rows=rows, kind="contacts", skip_bad=skip_bad, columns=columns,
+                   progress=progress,
+                   one=lambda values, customers, report: _contact(session, workspace=workspace, values=values,
+                                                                  actor=actor, now=now, customers=customers,
+                                                                  report=report))
+
+
+def _import(session: Session, *, workspace: Workspace, rows, kind: str, skip_bad: bool, columns, progress,
+            one) -> RowsReport:
+    report = RowsReport()
     customers: dict[str, Customer | None] = {}
     with session.begin_nested():
-        for line, values in _rows(rows, report, columns):
+        for line, values in _rows(rows, report, columns, kind=kind):
             report.rows += 1
             try:
-                _one(session, workspace=workspace, values=values, by=by, now=now, customers=customers,
-                     report=report)
+                one(values, customers, report)
             except BadInput as exc:
                 report.bad.append((line, exc.message[0].lower() + exc.message[1:]))
             if progress and report.rows % BATCH == 0:
@@ -110,12 +142,12 @@ def import_touches(
         if progress:
             progress(report.rows)
         if report.bad and not skip_bad:
-            raise TouchesRefused(report)
+            raise RowsRefused(report)
     return report
 
 
-def _one(session: Session, *, workspace: Workspace, values: dict[str, str], by: str, now: datetime,
-         customers: dict[str, Customer | None], report: TouchReport) -> None:
+def _customer(session: Session, *, workspace: Workspace, values: dict[str, str],
+              customers: dict[str, Customer | None]) -> Customer:
     company = values.get("company", "").strip()
     if not company:
         raise BadInput("The company is empty.")
@@ -126,6 +158,34 @@ def _one(session: Session, *, workspace: Workspace, values: dict[str, str], by: 
     customer = customers[key]
     if customer is None:
         raise BadInput(f"No customer “{company}”; import the companies first.")
+    return customer
+
+
+def _contact(session: Session, *, workspace: Workspace, values: dict[str, str], actor: Actor, now: datetime,
+             customers: dict[str, Customer | None], report: RowsReport) -> None:
+    customer = _customer(session, workspace=workspace, values=values, customers=customers)
+    name = values.get("name", "").strip() or " ".join(
+        part for part in (values.get("first_name", "").strip(), values.get("last_name", "").strip()) if part)
+    if not name:
+        raise BadInput("The contact's name is empty.")
+    role = parse_choice(ContactRole, values["role"]).value if values.get("role", "").strip() else None
+    level = int(parse_choice(RelationshipLevel, values["level"])) if values.get("level", "").strip() else None
+    known = session.scalars(select(Contact).where(Contact.customer_id == customer.id,
+                                                  Contact.name_key == name_key(name))).first()
+    if known is not None and (role or known.role) == known.role and (level or known.level) == known.level:
+        report.unchanged += 1
+        return
+    _contact_row, created = set_contact(session, workspace=workspace, customer=customer, name=name, actor=actor,
+                                        now=now, role=role, level=level, reason=REASON)
+    if created:
+        report.added += 1
+    else:
+        report.updated += 1
+
+
+def _touch(session: Session, *, workspace: Workspace, values: dict[str, str], by: str, now: datetime,
+           customers: dict[str, Customer | None], report: RowsReport) -> None:
+    customer = _customer(session, workspace=workspace, values=values, customers=customers)
     summary = clean_text(values.get("summary", ""), what="summary", limit=SUMMARY_MAX)  # as log_touch keeps it
     when = values.get("date", "").strip()
     at = parse_when(when) if when else now
