@@ -98,6 +98,14 @@ class _Refused(Exception):
     """The command cannot run as asked; the message says why (exit code 2)."""
 
 
+class _DryRun(Exception):
+    """Raised at the end of a dry run's import so session_scope rolls everything back."""
+
+    def __init__(self, report):
+        super().__init__("dry run")
+        self.report = report
+
+
 def _workspace_for(session, given: str | None, *, now, create: bool):
     """--workspace, else the only workspace in the database, else the console's when there is none."""
     from sqlmodel import select
@@ -176,6 +184,8 @@ def import_(
     maps: list[str] = typer.Option(None, "--map", help="'Source column=field' (repeatable); 'Column=' leaves it "
                                    "unread; overrides the known HubSpot, Salesforce and Pipedrive column names"),
     map_file: str = typer.Option(None, "--map-file", help="a saved mapping: one 'Source column=field' a line"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="read everything and report what would be created, "
+                                 "updated and skipped; write nothing"),
 ) -> None:
     """Import companies, contacts or touches (calls, meetings, notes) from CSV or .xlsx — Rapport's own files, or
     HubSpot's, Salesforce's or Pipedrive's exports (their column names and values are recognised; other columns
@@ -279,13 +289,19 @@ def import_(
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
             progress = lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows)  # noqa: E731
+            keep_going = skip_bad or dry_run  # a dry run counts the good rows too
             if kind in ("contacts", "touches"):
                 importer = import_touches if kind == "touches" else import_contacts
-                report = importer(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
+                report = importer(session, workspace=target, rows=raw, by=by, now=now, skip_bad=keep_going,
                                   columns=columns, progress=progress)
             else:
-                report = import_customers(session, workspace=target, rows=raw, by=by, now=now, skip_bad=skip_bad,
-                                          ask_slack=ask_slack, columns=columns, progress=progress)
+                report = import_customers(session, workspace=target, rows=raw, by=by, now=now,
+                                          skip_bad=keep_going, ask_slack=ask_slack, columns=columns,
+                                          progress=progress)
+            if dry_run:
+                raise _DryRun(report)  # the whole unit of work rolls back: not even the workspace is created
+    except _DryRun:
+        pass
     except (ImportRefused, RowsRefused) as refused:
         for line, message in refused.report.bad:
             typer.echo(f"line {line}: {message}", err=True)
@@ -311,19 +327,26 @@ def import_(
         typer.echo(f"line {line}: {message}", err=True)
     for line in report.mapping.translations() if report.mapping else []:
         typer.echo(f"translated {line}", err=True)
-    skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
+    bad = f"{len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''}"
+    rows = f"{report.rows:,} row{'s' if report.rows != 1 else ''}"
     if kind in ("contacts", "touches"):
         updated = f"{report.updated:,} updated, " if kind == "contacts" else ""
-        typer.echo(f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s"
-                   f" ({_rows_per_second(report.rows, seconds)}): {report.added:,} {kind} added, {updated}"
-                   f"{report.unchanged:,} already there{skipped}")
+        counts = f"{report.added:,} {kind} added, {updated}{report.unchanged:,} already there"
+    else:
+        counts = (f"{report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
+                  f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated")
+    if dry_run:
+        typer.echo(f"dry run: {rows} read; a run would write {counts}" + (f"; {bad} skipped" if report.bad else "")
+                   + "; nothing was written")
+        if report.bad and not skip_bad:
+            typer.secho(f"a run without --skip-bad would refuse the file ({bad}) and write nothing", err=True,
+                        fg="red")
         return
     typer.echo(
-        f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"
-        f" {report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
-        f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated{skipped}"
+        f"imported {rows} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}): {counts}"
+        + (f"; {bad} skipped" if report.bad else "")
         + (f"; {report.owners_asked:,} owner e-mail{'s' if report.owners_asked != 1 else ''} looked up in Slack"
-           if report.owners_asked else "")
+           if kind == "companies" and report.owners_asked else "")
     )
 
 

@@ -659,3 +659,30 @@ def test_the_cli_tells_a_contacts_export_from_a_companies_export(engine, databas
     assert "reading contacts from HubSpot column names" in done.stderr
     assert "1 contacts added, 0 updated, 0 already there" in done.stdout
     assert "Li Wei" in customer(engine, "Acme Corp")[1]
+
+
+def test_a_dry_run_reads_everything_reports_what_it_would_do_and_writes_nothing(engine, database_url, tmp_path):
+    runner = CliRunner(env={"DATABASE_URL": database_url})
+    companies = tmp_path / "companies.csv"
+    companies.write_bytes(HUBSPOT_COMPANIES.replace('"Tier 3"', '"Platinum"').encode())
+    dry = runner.invoke(cli, ["import", str(companies), "--dry-run", "--map", "Email of owner="])
+    assert dry.exit_code == 0, dry.output
+    assert "reading companies from HubSpot column names" in dry.stderr  # the mapping, before anything else
+    assert "line 5: tier “Platinum” is not a tier." in dry.stderr  # (line 4 is blank)
+    assert ("dry run: 4 rows read; a run would write 3 created, 0 updated, 0 unchanged; contacts 0 added, "
+            "0 updated; 1 bad row skipped; nothing was written") in dry.stdout
+    assert "a run without --skip-bad would refuse the file (1 bad row)" in dry.stderr
+    assert counts(engine) == (0, 0, 0)
+    with session_scope(engine) as session:  # not even the workspace it would import into
+        from models import Workspace
+
+        assert session.exec(select(Workspace)).all() == []
+
+    done = runner.invoke(cli, ["import", str(companies), "--skip-bad", "--map", "Email of owner="])
+    assert done.exit_code == 0 and "3 created" in done.stdout
+    touches = tmp_path / "calls.csv"
+    touches.write_text("Activity date,Activity type,Associated Company,Call notes\n2026-11-20,Call,Acme Corp,Hi\n",
+                       encoding="utf-8")
+    dry = runner.invoke(cli, ["import", str(touches), "--dry-run"])
+    assert dry.exit_code == 0 and "a run would write 1 touches added, 0 already there" in dry.stdout
+    assert customer(engine, "Acme Corp")[0].last_touch_at is None
