@@ -686,3 +686,73 @@ def test_a_dry_run_reads_everything_reports_what_it_would_do_and_writes_nothing(
     dry = runner.invoke(cli, ["import", str(touches), "--dry-run"])
     assert dry.exit_code == 0 and "a run would write 1 touches added, 0 already there" in dry.stdout
     assert customer(engine, "Acme Corp")[0].last_touch_at is None
+
+
+# -- a team switching tools: the three files each CRM exports (tests/data/<tool>/) ------------------------------
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+TRIOS = {
+    "hubspot": (("companies.csv", "contacts.csv", "calls.csv"),
+                {"Acme Corp": ("key", "active"), "Globex": ("general", "converting"), "Hooli": ("general", "expanding")},
+                {"Li Wei": "decision_maker", "Ann Lee": "user"}),
+    "salesforce": (("accounts.csv", "contacts.csv", "tasks.csv"),
+                   {"Acme Corp": ("general", "active"), "Globex": ("general", "prospect"),
+                    "Hooli": ("general", "churned")},
+                   {"Li Wei": "decision_maker", "Ann Lee": "user"}),
+    "pipedrive": (("organizations.csv", "persons.csv", "activities.csv"),
+                  {"Acme Corp": ("general", "active"), "Globex": ("general", "converting"),
+                   "Hooli": ("general", "prospect")},
+                  {"Li Wei": "influencer", "Ann Lee": "influencer"}),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TRIOS))
+def test_a_crm_export_trio_imports_into_customers_chains_and_touches_and_again_changes_nothing(
+        tool, engine, database_url, fake_slack):
+    from models import Interaction
+
+    files, stages, roles = TRIOS[tool]
+    paths = [str(DATA / tool / name) for name in files]
+    fake_slack.add_user("U0DANA", name="dana", team_id=HOME_TEAM, email="dana@rapport.example")
+    env = {"DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake_slack.api_url}
+    runner = CliRunner(env=env)
+
+    dry = runner.invoke(cli, ["import", paths[0], "--dry-run", "--by", ADMIN])
+    assert dry.exit_code == 0 and "a run would write 3 created" in dry.stdout, dry.output
+    assert counts(engine) == (0, 0, 0)
+    asked_by_dry_run = len(fake_slack.calls("users.lookupByEmail"))  # (what it learnt was rolled back too)
+
+    results = [runner.invoke(cli, ["import", path, "--skip-bad", "--by", ADMIN]) for path in paths]
+    assert [r.exit_code for r in results] == [0, 0, 0], [r.output for r in results]
+    companies, contacts, touches = results
+    assert "3 created, 0 updated, 0 unchanged" in companies.stdout and "2 bad rows skipped" in companies.stdout
+    assert "owner “gone@rapport.example”: no one in this Slack workspace has this e-mail" in companies.stderr
+    assert "same name as line 2 (“Acme Corp”)" in companies.stderr
+    assert "3 contacts added, 0 updated, 0 already there; 2 bad rows skipped" in contacts.stdout
+    assert "no customer “Initech”; import the companies first." in contacts.stderr  # its owner was refused
+    assert "the contact's name is empty." in contacts.stderr
+    assert "3 touches added, 0 already there; 1 bad row skipped" in touches.stdout
+    # dana's e-mail (in any case) and the unknown one: each asked of Slack once
+    assert sorted(call.args["email"] for call in fake_slack.calls("users.lookupByEmail")[asked_by_dry_run:]) == [
+        "dana@rapport.example", "gone@rapport.example"]
+
+    with session_scope(engine) as session:
+        found = {c.name: c for c in session.exec(select(Customer))}
+        assert {name: (c.tier, c.stage) for name, c in found.items()} == stages
+        assert (found["Acme Corp"].owner_id, found["Globex"].owner_id, found["Hooli"].owner_id) == (
+            "U0DANA", "U0DANA", None)
+        assert found["Acme Corp"].last_touch_at.date().isoformat() == "2026-11-10"  # its latest touch
+        cadence = 14 if found["Acme Corp"].tier == "key" else 45
+        assert found["Acme Corp"].revisit_due_at == found["Acme Corp"].last_touch_at + timedelta(days=cadence)
+        logged = session.exec(select(Interaction).where(Interaction.customer_id == found["Acme Corp"].id)).all()
+        assert sorted(t.kind for t in logged) == ["call", "meeting"]
+    _, chain = customer(engine, "Acme Corp")
+    assert {name: c.role for name, c in chain.items()} == roles
+    assert "Gina Gold" in customer(engine, "Globex")[1]
+
+    before = counts(engine)
+    again = [runner.invoke(cli, ["import", path, "--skip-bad", "--by", ADMIN]) for path in paths]
+    assert "0 created, 0 updated, 3 unchanged" in again[0].stdout
+    assert "0 contacts added, 0 updated, 3 already there" in again[1].stdout
+    assert "0 touches added, 3 already there" in again[2].stdout
+    assert counts(engine) == before
