@@ -688,9 +688,9 @@ def test_a_dry_run_reads_everything_reports_what_it_would_do_and_writes_nothing(
     assert customer(engine, "Acme Corp")[0].last_touch_at is None
 
 
-# -- a team switching tools: the three files each CRM exports (tests/data/<tool>/) ------------------------------
+# -- a team switching tools: the three files each CRM exports (tests/exports/<tool>/) ------------------------------
 
-DATA = __import__("pathlib").Path(__file__).parent / "data"
+DATA = __import__("pathlib").Path(__file__).parent / "exports"  # (not data/: .gitignore keeps data/ out)
 TRIOS = {
     "hubspot": (("companies.csv", "contacts.csv", "calls.csv"),
                 {"Acme Corp": ("key", "active"), "Globex": ("general", "converting"), "Hooli": ("general", "expanding")},
