@@ -100,6 +100,14 @@ class _Refused(Exception):
     """The command cannot run as asked; the message says why (exit code 2)."""
 
 
+class _DryRun(Exception):
+    """Raised at the end of a dry run's import so session_scope rolls everything back."""
+
+    def __init__(self, report):
+        super().__init__("dry run")
+        self.report = report
+
+
 def _workspace_for(session, given: str | None, *, now, create: bool):
     """--workspace, else the only workspace in the database, else the console's when there is none."""
     from sqlmodel import select
@@ -162,16 +170,28 @@ def _rows_per_second(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "— rows/s"
 
 
+IMPORT_KINDS = {"companies": "companies", "customers": "companies", "contacts": "contacts", "persons": "contacts",
+                "touches": "touches", "activities": "touches"}  # `rapport import <kind> FILE`
+
+
 @cli.command("import")
 def import_(
-    file: str = typer.Argument(..., help="CSV file: name,tier,stage,org,owner,channel,contacts (- for stdin)"),
+    kind: str = typer.Argument(..., metavar="[KIND] FILE", help="companies (also: customers), contacts (persons) "
+                               "or touches (activities), then the file; with the file alone the kind is taken "
+                               "from its header"),
+    file: str = typer.Argument(None, hidden=True, help="CSV (comma, semicolon or tab; UTF-8) or .xlsx; - for stdin"),
     workspace: str = typer.Option(None, "--workspace", help="team id (T…); default: the only one in the database"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="import the good rows even when some rows are bad"),
     by: str = typer.Option(IMPORTED_BY, "--by", help="Slack user id the changes are recorded as made by"),
+    maps: list[str] = typer.Option(None, "--map", help="'Source column=field' (repeatable); 'Column=' leaves it "
+                                   "unread; overrides the known HubSpot, Salesforce and Pipedrive column names"),
+    map_file: str = typer.Option(None, "--map-file", help="a saved mapping: one 'Source column=field' a line"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="read everything and report what would be created, "
+                                 "updated and skipped; write nothing"),
 ) -> None:
-    """Import customers from CSV (name,tier,stage,org,owner,channel,contacts): a re-import updates, never
-    duplicates; a file with a bad row writes nothing unless --skip-bad."""
-    import io
+    """Import companies, contacts or touches (calls, meetings, notes) from CSV or .xlsx — Rapport's own files, or
+    HubSpot's, Salesforce's or Pipedrive's exports (their column names and values are recognised; other columns
+    are listed and not read): a re-import changes nothing; a file with a bad row writes nothing unless --skip-bad."""
     import os
     import time
 
@@ -190,20 +210,60 @@ def import_(
     from bot.clock import SystemClock
     from bot.db import read_scope, session_scope
     from bot.errors import BadInput
-    from bot.services.transfer import ImportRefused, asked_ahead, import_customers, unknown_owner_emails
+    from bot.services.crm_import import RowsRefused, import_contacts, import_touches
+    from bot.services.mapping import guess_kind, parse_overrides
+    from bot.services.tables import first_row, rewindable
+    from bot.services.transfer import (
+        ImportRefused,
+        asked_ahead,
+        header_mapping,
+        import_customers,
+        unknown_owner_emails,
+    )
 
     class RowsColumn(ProgressColumn):
         def render(self, task) -> Text:
             rows = task.fields.get("rows", 0)
             return Text(f"{rows:,} rows · {_rows_per_second(rows, task.elapsed or 0)}", style="progress.data.speed")
 
+    if file is None:
+        kind, file = "", kind
+    elif kind not in IMPORT_KINDS:
+        typer.secho(f"rapport import: “{kind}” is not something to import; choose: {', '.join(IMPORT_KINDS)}",
+                    err=True, fg="red")
+        raise typer.Exit(2)
     try:
         raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
         typer.secho(f"rapport import: cannot open {file}: {exc.strerror}", err=True, fg="red")
         raise typer.Exit(2) from None
+    raw = rewindable(raw)  # standard input is copied aside: the header and owners are read ahead; .xlsx seeks
+    try:
+        if kind:
+            kind = IMPORT_KINDS[kind]
+        else:
+            header = first_row(raw)
+            kind = guess_kind(header[1]) if header else "companies"
+            raw.seek(0)
+    except BadInput as exc:  # the file cannot be read (not UTF-8, not a workbook…)
+        raw.close()
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    try:
+        lines = list(maps or [])
+        if map_file:
+            with open(map_file, encoding="utf-8-sig") as saved:
+                lines = saved.read().splitlines() + lines  # --map on the command line wins over the saved file
+        columns = parse_overrides(lines, kind=kind)
+    except OSError as exc:
+        raw.close()
+        typer.secho(f"rapport import: cannot open {map_file}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except BadInput as exc:
+        raw.close()
+        typer.secho(f"rapport import: {exc.user_text()}", err=True, fg="red")
+        raise typer.Exit(2) from None
     total = None if file == "-" else os.fstat(raw.fileno()).st_size
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     settings = _settings()
     engine = _open_database(settings)
     ask_slack = None
@@ -215,23 +275,36 @@ def import_(
     task = bar.add_task("import", total=total, rows=0)
     started = time.perf_counter()
     try:
-        if ask_slack is not None and file != "-":
+        for line in header_mapping(raw, kind=kind, overrides=columns).lines():  # what is read, before writing
+            typer.echo(line, err=True)
+        raw.seek(0)
+        if kind == "companies" and ask_slack is not None:
             # Owners by e-mail that Rapport has not met: asked of Slack first, not inside the import's transaction.
             with read_scope(engine) as session:  # writes nothing: a refused import leaves no trace
                 target_id = _workspace_for(session, workspace, now=SystemClock().now(), create=False).id
-                emails = unknown_owner_emails(session, workspace_id=target_id, rows=text)
-            text.seek(0)
+                emails = unknown_owner_emails(session, workspace_id=target_id, rows=raw, columns=columns)
+            raw.seek(0)
             if emails:
                 stderr.print(f"asking Slack about {len(emails):,} owner e-mail{'s' if len(emails) != 1 else ''}…")
             ask_slack = asked_ahead(ask_slack, emails)
         with bar, session_scope(engine) as session:
             now = SystemClock().now()
             target = _workspace_for(session, workspace, now=now, create=True)
-            report = import_customers(
-                session, workspace=target, rows=text, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack,
-                progress=lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows),
-            )
-    except ImportRefused as refused:
+            progress = lambda rows: bar.update(task, completed=raw.tell() if total else None, rows=rows)  # noqa: E731
+            keep_going = skip_bad or dry_run  # a dry run counts the good rows too
+            if kind in ("contacts", "touches"):
+                importer = import_touches if kind == "touches" else import_contacts
+                report = importer(session, workspace=target, rows=raw, by=by, now=now, skip_bad=keep_going,
+                                  columns=columns, progress=progress)
+            else:
+                report = import_customers(session, workspace=target, rows=raw, by=by, now=now,
+                                          skip_bad=keep_going, ask_slack=ask_slack, columns=columns,
+                                          progress=progress)
+            if dry_run:
+                raise _DryRun(report)  # the whole unit of work rolls back: not even the workspace is created
+    except _DryRun:
+        pass
+    except (ImportRefused, RowsRefused) as refused:
         for line, message in refused.report.bad:
             typer.echo(f"line {line}: {message}", err=True)
         count = len(refused.report.bad)
@@ -249,19 +322,33 @@ def import_(
         typer.secho(f"rapport import: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
     finally:
-        if file != "-":
-            text.close()
+        raw.close()
         engine.dispose()
     seconds = time.perf_counter() - started
     for line, message in report.bad:
         typer.echo(f"line {line}: {message}", err=True)
-    skipped = f"; {len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''} skipped" if report.bad else ""
+    for line in report.mapping.translations() if report.mapping else []:
+        typer.echo(f"translated {line}", err=True)
+    bad = f"{len(report.bad):,} bad row{'s' if len(report.bad) != 1 else ''}"
+    rows = f"{report.rows:,} row{'s' if report.rows != 1 else ''}"
+    if kind in ("contacts", "touches"):
+        updated = f"{report.updated:,} updated, " if kind == "contacts" else ""
+        counts = f"{report.added:,} {kind} added, {updated}{report.unchanged:,} already there"
+    else:
+        counts = (f"{report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
+                  f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated")
+    if dry_run:
+        typer.echo(f"dry run: {rows} read; a run would write {counts}" + (f"; {bad} skipped" if report.bad else "")
+                   + "; nothing was written")
+        if report.bad and not skip_bad:
+            typer.secho(f"a run without --skip-bad would refuse the file ({bad}) and write nothing", err=True,
+                        fg="red")
+        return
     typer.echo(
-        f"imported {report.rows:,} row{'s' if report.rows != 1 else ''} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}):"
-        f" {report.created:,} created, {report.updated:,} updated, {report.unchanged:,} unchanged;"
-        f" contacts {report.contacts_added:,} added, {report.contacts_updated:,} updated{skipped}"
+        f"imported {rows} into {target.id} in {seconds:.1f} s ({_rows_per_second(report.rows, seconds)}): {counts}"
+        + (f"; {bad} skipped" if report.bad else "")
         + (f"; {report.owners_asked:,} owner e-mail{'s' if report.owners_asked != 1 else ''} looked up in Slack"
-           if report.owners_asked else "")
+           if kind == "companies" and report.owners_asked else "")
     )
 
 

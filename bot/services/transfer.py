@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple, TextIO
+from typing import IO, Any, NamedTuple, TextIO
 
 from sqlalchemy import (
     Column,
@@ -29,16 +29,18 @@ from sqlmodel import Session
 
 from bot.errors import BadInput, LookupFailed
 from bot.services.customers import cadence_days
+from bot.services.import_columns import FIELDS
+from bot.services.mapping import Mapping, map_header
 from bot.services.names import CHANNEL_ID, USER_ID, clean_name, name_key
 from bot.services.people import not_teammate, outsider, remember_person
+from bot.services.tables import first_row, read_records
 from bot.services.vocabulary import parse_choice
 from models import Contact, Customer, RelationshipChange, SlackUser, Workspace
 from models.customer import NAME_MAX
 from models.enums import ContactRole, HistoryField, OrgRelationship, RelationshipLevel, Stage, Tier
 from models.types import UTCDateTime
 
-COLUMNS = ("name", "tier", "stage", "org", "owner", "channel", "contacts")
-COLUMN_ALIASES = {"org_relationship": "org", "organization": "org"}
+COLUMNS = FIELDS["companies"]  # Rapport's own format, as export writes it
 BATCH = 1000  # rows per round of queries: big enough for executemany to pay, small enough to keep memory flat
 REASON = "CSV import"
 SHOWN_BAD = 20
@@ -65,6 +67,11 @@ class ImportReport:
     bad: list[tuple[int, str]] = field(default_factory=list)
     rows: int = 0  # data rows read, good and bad (blank rows are not counted)
     owners_asked: int = 0  # owner e-mails not in the people cache, asked of Slack
+    mapping: Mapping | None = None  # how the header was read: columns used, not read, values translated
+
+    @property
+    def ignored_columns(self) -> list[str]:
+        return self.mapping.ignored if self.mapping else []
 
 
 # e-mail → the Slack user object (users.lookupByEmail's `user`), None when nobody has it; raises LookupFailed.
@@ -318,11 +325,12 @@ def _owner_email(value: str) -> str | None:
     return value.casefold()
 
 
-def unknown_owner_emails(session: Session, *, workspace_id: str, rows: TextIO) -> list[str]:
+def unknown_owner_emails(session: Session, *, workspace_id: str, rows: IO[bytes] | IO[str],
+                         columns: dict[str, str] | None = None) -> list[str]:
     """The owner e-mails of a CSV that the people cache does not know (casefolded), read ahead of the import so
     Slack can be asked before the import's transaction opens (and holds the database meanwhile)."""
     owner = COLUMNS.index("owner")
-    named = {_owner_email(values[owner].strip()) for _line, values in _csv_records(rows) if isinstance(values, tuple)}
+    named = {_owner_email(values[owner].strip()) for _line, values in _file_records(rows, ImportReport(), columns) if isinstance(values, tuple)}
     named.discard(None)
     known = _cached_emails(session, workspace_id)
     return sorted(email for email in named if email not in known)
@@ -388,82 +396,64 @@ def _parse(line: int, values: tuple[str, ...], people: _People) -> _Row:
 _Record = tuple[int, tuple[str, ...] | str]
 
 
-def _column(header: str) -> str:
-    name = header.replace("\ufeff", "").strip().lower().replace(" ", "_")
-    return COLUMN_ALIASES.get(name, name)
+def header_mapping(source: IO[bytes] | IO[str], *, kind: str = "companies",
+                   overrides: dict[str, str] | None = None) -> Mapping:
+    """How the file's header will be read (to show before importing); the stream is read from where it is."""
+    header = first_row(source)
+    if header is None:
+        raise BadInput(f"The file is empty; it needs a header row: {','.join(FIELDS[kind])}.")
+    return map_header(header[1], kind=kind, line=header[0], overrides=overrides)
 
 
-def _csv_records(file: TextIO) -> Iterator[_Record]:
-    reader = csv.reader(file)
-    last = 0
-    try:
-        header: list[str] = []
-        for header in reader:
-            if any(cell.strip() for cell in header):
-                break
-        last = reader.line_num
-        if not any(cell.strip() for cell in header):
-            raise BadInput(f"The file is empty; it needs a header row: {','.join(COLUMNS)}.")
-        names = [_column(cell) for cell in header]
-        index = _header_index(names, line=last)
-        unnamed = [i for i, name in enumerate(names) if not name]
-        width = len(names)
-        for record in reader:
-            line = last + 1
-            last = reader.line_num
-            if len(record) != width:
-                if not any(cell.strip() for cell in record):
-                    continue  # a blank line, or a spreadsheet's empty row
-                count = f"{len(record)} value{'s' if len(record) != 1 else ''}"
-                if last > line:  # a quoted value ran over several lines
-                    yield line, (f"the row runs to line {last} and has {count} but the header has {width} "
-                                 "columns (a quote opened and never closed?).")
-                else:
-                    yield line, (f"the row has {count} but the header has {width} columns "
-                                 "(a comma or a quote out of place?).")
-                continue
-            if any(record[i].strip() for i in unnamed):
-                yield line, "there is a value in a column with no name in the header."
-                continue
-            values = tuple(record[i] if i is not None else "" for i in index)
-            if not any(value.strip() for value in values):
-                continue
-            yield line, values
-    except UnicodeDecodeError:
-        raise BadInput(f"The file is not UTF-8 text (near line {last + 1}).",
-                       hint="Save it as “CSV UTF-8” and import again.") from None
-    except csv.Error as exc:
-        raise BadInput(f"Line {last + 1} cannot be read as CSV: {exc}.",
-                       hint="Check for a quote that is opened and never closed.") from None
+def _file_records(source: IO[bytes] | IO[str], report: ImportReport,
+                  overrides: dict[str, str] | None = None) -> Iterator[_Record]:
+    """The data rows of a CSV or .xlsx file (tables.read_records) in COLUMNS order, read through the header's
+    mapping (import_columns: HubSpot's, Salesforce's, Pipedrive's and Rapport's names); the columns it does not
+    know are not read, and listed in the report (a CRM's export has dozens)."""
+    records = read_records(source)
+    header = next((record for record in records if any(cell.strip() for cell in record[2])), None)
+    if header is None:
+        raise BadInput(f"The file is empty; it needs a header row: {','.join(COLUMNS)}.")
+    mapping = report.mapping = map_header(header[2], kind="companies", line=header[0], overrides=overrides)
+    index = list(enumerate(mapping.index()))
+    used = set(mapping.columns.values())
+    width = len(header[2])
+    for line, last, record in records:
+        if len(record) > width and not any(cell.strip() for cell in record[width:]):
+            record = record[:width]  # a spreadsheet's empty cells past the header's last column
+        if len(record) != width:
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line, or a spreadsheet's empty row
+            count = f"{len(record)} value{'s' if len(record) != 1 else ''}"
+            if last > line:  # a quoted value ran over several lines
+                yield line, (f"the row runs to line {last} and has {count} but the header has {width} "
+                             "columns (a quote opened and never closed?).")
+            else:
+                yield line, (f"the row has {count} but the header has {width} columns "
+                             "(a comma or a quote out of place?).")
+            continue
+        if not any(record[i].strip() for i in used):
+            if any(cell.strip() for cell in record):
+                yield line, "the row has values only in columns that are not read."
+            continue
+        yield line, tuple("" if i is None else mapping.value(COLUMNS[n], record[i]) for n, i in index)
 
 
-def _header_index(names: list[str], *, line: int) -> list[int | None]:
-    unknown = [name for name in names if name and name not in COLUMNS]
-    if unknown:
-        raise BadInput(
-            f"Unknown column{'s' if len(unknown) > 1 else ''} in the header (line {line}): "
-            + ", ".join(f"“{name}”" for name in unknown) + ".",
-            hint=f"The columns are: {', '.join(COLUMNS)} (any order; only name is required).",
-        )
-    twice = sorted({name for name in names if name and names.count(name) > 1})
-    if twice:
-        raise BadInput(f"The header names {', '.join(f'“{n}”' for n in twice)} more than once (line {line}).")
-    if "name" not in names:
-        raise BadInput(f"The header (line {line}) has no “name” column.",
-                       hint=f"The columns are: {', '.join(COLUMNS)} (any order; only name is required).")
-    return [names.index(column) if column in names else None for column in COLUMNS]
-
-
-def _dict_records(rows: Iterable[tuple[int, dict]]) -> Iterator[_Record]:
+def _dict_records(rows: Iterable[tuple[int, dict]], report: ImportReport,
+                  overrides: dict[str, str] | None = None) -> Iterator[_Record]:
+    mappings: dict[tuple[str, ...], Mapping] = {}  # one per set of keys (rows from one source share theirs)
     for line, row in rows:
-        values = dict.fromkeys(COLUMNS, "")
-        for column, value in row.items():
-            name = _column(str(column))
-            if name not in values:
-                raise BadInput(f"Unknown column “{column}” (line {line}).",
-                               hint=f"The columns are: {', '.join(COLUMNS)}.")
-            values[name] = "" if value is None else str(value)
-        yield line, tuple(values.values())
+        keys = tuple(str(column) for column in row)
+        mapping = mappings.get(keys)
+        if mapping is None:
+            mapping = mappings[keys] = map_header(list(keys), kind="companies", line=line, overrides=overrides)
+            if report.mapping is None:
+                report.mapping = mapping
+            else:
+                report.mapping.ignored.extend(name for name in mapping.ignored if name not in report.mapping.ignored)
+        cells = ["" if value is None else str(value) for value in row.values()]
+        yield line, tuple("" if i is None else mapping.value(COLUMNS[n], cells[i])
+                          for n, i in enumerate(mapping.index()))
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
@@ -774,14 +764,18 @@ def import_customers(
     session: Session,
     *,
     workspace: Workspace,
-    rows: TextIO | Iterable[tuple[int, dict]],
+    rows: IO[bytes] | IO[str] | Iterable[tuple[int, dict]],
     by: str,
     now: datetime,
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
     ask_slack: AskSlack | None = None,
+    columns: dict[str, str] | None = None,
 ) -> ImportReport:
-    """Create or update customers (and their decision chains) from CSV text or (line, {column: value}) pairs.
+    """Create or update customers (and their decision chains) from a CSV or .xlsx file (bytes, or CSV text;
+    tables.read_records) or (line, {column: value}) pairs. Columns Rapport does not know are listed in the
+    report's ignored_columns. `columns` ({folded source column: field}, mapping.parse_overrides) overrides the
+    table of known headers.
 
     Rows are matched to customers by name (name_key), so importing a file twice changes nothing the second
     time. Every bad row is reported with its line; unless `skip_bad`, a file with any bad row raises
@@ -792,8 +786,9 @@ def import_customers(
     by = by.strip()
     if not USER_ID.fullmatch(by):
         raise BadInput(f"“{by}” is not a Slack user id (U…); say who is importing.")
-    records = _csv_records(rows) if hasattr(rows, "read") else _dict_records(rows)
     importer = _Importer(session, workspace=workspace, by=by, now=now, skip_bad=skip_bad, ask_slack=ask_slack)
+    records = (_file_records(rows, importer.report, columns) if hasattr(rows, "read")
+               else _dict_records(rows, importer.report, columns))
     # In a savepoint, rolled back on refusal: even a caller that catches ImportRefused and commits writes nothing.
     with session.begin_nested():
         importer.open()
