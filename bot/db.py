@@ -25,14 +25,17 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if not in_memory:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         pool = {} if in_memory else {"pool_size": 10, "max_overflow": 20}
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+                               hide_parameters=True, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         writers = FairLock()
         event.listen(engine, "begin", lambda connection: _sqlite_begin_immediate(connection, writers))
         event.listen(engine, "commit", lambda connection: _sqlite_end(connection, writers))
         event.listen(engine, "rollback", lambda connection: _sqlite_end(connection, writers))
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # hide_parameters: a database error's text would otherwise carry the statement's values (names, notes) into
+    # the log.
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -43,6 +43,18 @@ class RequestContext(logging.Filter):
         return True
 
 
+class QuietLibraries(logging.Filter):
+    """Slack's libraries log whole request and response bodies (what people typed, customer cards) at DEBUG.
+    Their lines below INFO are dropped whatever the level, so LOG_LEVEL=DEBUG shows Rapport's own debugging
+    and never message text. (Raising their loggers' levels does not hold: Bolt sets each new logger's level
+    from the root's.)"""
+
+    LIBRARIES = ("slack_bolt", "slack_sdk", "urllib3", "sqlalchemy", "aiohttp", "waitress")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or not record.name.startswith(self.LIBRARIES)
+
+
 class MaskingText(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask_tokens(super().format(record))
@@ -65,6 +77,7 @@ class MaskingJson(JsonFormatter):
 def configure(*, level: str, log_format: str) -> None:
     """Root logging to stderr in `log_format` ("text" or "json"), replacing whatever was set before."""
     handler = logging.StreamHandler()
+    handler.addFilter(QuietLibraries())
     handler.addFilter(RequestContext())
     handler.setFormatter(MaskingJson() if log_format == "json" else MaskingText(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -75,3 +75,17 @@ def test_tokens_are_masked_in_any_log_line_and_listeners_log_with_their_request(
     assert first["message"] == "Slack said xoxb-…" and first["workspace"] == "T0LOGS"
     assert first["request_id"] == "abc123abc123" and first["level"] == "WARNING" and first["logger"] == "rapport.test"
     assert second["message"] == "outside any request" and "workspace" not in second
+
+
+def test_at_debug_level_slacks_libraries_never_log_what_people_typed(capsys):
+    configure(level="DEBUG", log_format="json")
+    try:
+        logging.getLogger("slack_bolt.App").debug("Responding with status: 200 body: %s", SECRET_WORD)
+        logging.getLogger("slack_sdk.web.base_client").debug("Received the following response: %s", SECRET_WORD)
+        logging.getLogger("bot.slack.reminders").debug("claimed 3 reminders")
+        logging.getLogger("slack_bolt.App").warning("a listener is slow")
+    finally:
+        configure(level="INFO", log_format="text")
+    logged = capsys.readouterr().err
+    assert SECRET_WORD not in logged
+    assert "claimed 3 reminders" in logged and "a listener is slow" in logged
