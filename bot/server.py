@@ -12,8 +12,10 @@ from bot.slack.requests import VerifiedHandler
 log = logging.getLogger(__name__)
 
 HTTP_THREADS = 16
+
+
 class WsgiApp:
-    """Bolt's WSGI handler (behind the verification above) plus a health check that also asks the database,
+    """Bolt's WSGI handler (behind the verification in bot/slack/requests.py) plus a health check that also asks the database,
     and this process's metrics."""
 
     def __init__(self, app: App, engine, *, signing_secret: str | None = None):
