@@ -346,21 +346,20 @@ class Dispatcher:
 
     def _tell_managers(self, workspace: Workspace, blocks: list, text: str) -> int:
         """The managers' channel when set (and only our team is in it), else a DM to each manager; with
-        neither, the log says so."""
+        neither, the log says so (without the notice's text: it names customers)."""
         if not workspace.digest_channel and not workspace.managers:
-            log.warning("workspace %s has no managers or managers' channel to tell: %s", workspace.id, text)
+            log.warning("workspace %s has no managers or managers' channel to tell", workspace.id)
             return 0
         try:
             client = client_for(self.runtime, workspace.id)
         except WorkspacePaused as paused:
-            log.warning("could not tell the managers of %s (%s): %s", workspace.id, paused.reason, text)
+            log.warning("could not tell the managers of %s (%s)", workspace.id, paused.reason)
             return 0
         internal = channels.managers_channel(self.runtime, client, workspace.id) if workspace.digest_channel else None
         targets = [internal] if internal else people.outsiders_dropped(self.runtime, client, workspace_id=workspace.id,
                                                                         user_ids=list(workspace.managers))
         if not targets:
-            log.warning("workspace %s has no managers to tell (its managers' channel is shared): %s", workspace.id,
-                        text)
+            log.warning("workspace %s has no managers to tell (its managers' channel is shared)", workspace.id)
             return 0
         return post_to_each(client, targets, text=escape_mrkdwn(text), blocks=blocks)
 
