@@ -4,6 +4,7 @@ import json
 
 from bot.db import read_scope
 from bot.errors import BadInput
+from bot.services import chain
 from bot.services import customers as svc
 from bot.services import reminders as reminders_svc
 from bot.services.card import LIST_SCOPES, list_accounts
@@ -183,15 +184,21 @@ def log(command: Command) -> Reply:
 
 CONTACT = Subcommand(
     name="contact",
-    usage="/crm contact <customer> <name> [role:…] [level:1-5] [@user]",
-    summary="add or update a person in the decision chain",
-    examples=['/crm contact "Acme Corp" "Li Wei" role:decision_maker level:4 @liwei'],
+    usage='/crm contact <customer> <name> [role:…] [level:1-5] [@user] [reports:"<name>"] '
+          '[stance:supporter|neutral|blocker] [leans:"<competitor>"] [status:active|left|moved] [replaced_by:"<name>"]',
+    summary="add or update a person in the decision chain and their place on its map",
+    examples=['/crm contact "Acme Corp" "Li Wei" role:decision_maker level:4 @liwei',
+              '/crm contact acme "Zhang San" reports:"Li Wei" stance:blocker leans:"Globex"',
+              '/crm contact acme "Li Wei" status:left replaced_by:"Wang Fang"'],
     run=lambda command: contact(command),
 )
 
 
+MAP_OPTIONS = ("reports", "stance", "leans", "status", "replaced_by")
+
+
 def contact(command: Command) -> Reply:
-    args = split(command.args, options={"role", "level", "user"}, usage=CONTACT.usage_hint())
+    args = split(command.args, options={"role", "level", "user", *MAP_OPTIONS}, usage=CONTACT.usage_hint())
     _need(args.words, 2, CONTACT)
     if len(args.users) > 1:
         raise BadInput("One Slack user per contact.", hint=CONTACT.usage_hint())
@@ -205,6 +212,10 @@ def contact(command: Command) -> Reply:
             now=command.now, role=args.options.get("role"), level=args.options.get("level"),
             slack_user_id=slack_user,
         )
+        placed = {name: args.options[name] for name in MAP_OPTIONS if name in args.options}
+        if placed:
+            chain.set_map(session, workspace=workspace, customer=customer, contact=person, actor=actor,
+                          now=command.now, **placed)
         verb = "Added" if created else "Updated"
         notice = (f":white_check_mark: {verb} *{esc(person.name, 60)}*, {human(person.role)}, "
                   f"{level_label(person.level)}, at *{esc(customer.name, 80)}*.")
@@ -332,9 +343,10 @@ def _plural(n: int, word: str) -> str:
 
 LINK = Subcommand(
     name="link",
-    usage="/crm link <customer> <partner> [supplier|channel_partner|integrator|partner]",
-    summary="put a company in a customer's ecosystem (its supplier, channel partner, integrator)",
-    examples=['/crm link "Acme Corp" "Globex" integrator', '/crm link acme initech supplier'],
+    usage="/crm link <customer> <partner> [supplier|channel_partner|integrator|partner|competitor]",
+    summary="put a company in a customer's ecosystem (its supplier, channel partner, integrator, our competitor)",
+    examples=['/crm link "Acme Corp" "Globex" integrator', '/crm link acme initech supplier',
+              '/crm link acme competitor "Initrode"'],
     run=lambda command: link(command),
     aliases=("partner",),
     group="Relationship",
@@ -357,10 +369,13 @@ def _two_names(command: Command, subcommand: Subcommand, *, at_most: int) -> Non
 
 def link(command: Command) -> Reply:
     _two_names(command, LINK, at_most=3)
-    kind = command.args[2].text if len(command.args) > 2 else PartnerKind.partner.value
+    words = command.args
+    if len(words) == 3 and not words[1].quoted and words[1].text.lower() == PartnerKind.competitor:
+        words = [words[0], words[2], words[1]]  # `/crm link acme competitor Globex` reads like the sentence
+    kind = words[2].text if len(words) > 2 else PartnerKind.partner.value
     actor = command.actor()
     with command.work() as (session, workspace):
-        customer, partner = _pair(command, session, workspace)
+        customer, partner = _pair(session, workspace, words)
         linked, created = svc.link_partner(session, workspace=workspace, customer=customer, partner=partner,
                                            kind=kind, actor=actor, now=command.now)
         notice = (f":link: *{esc(partner.name, 80)}* {'joined' if created else 'is now in'} the ecosystem of "
@@ -372,17 +387,17 @@ def unlink(command: Command) -> Reply:
     _two_names(command, UNLINK, at_most=2)
     actor = command.actor()
     with command.work() as (session, workspace):
-        customer, partner = _pair(command, session, workspace)
+        customer, partner = _pair(session, workspace, command.args)
         removed = svc.unlink_partner(session, workspace=workspace, customer=customer, partner=partner, actor=actor)
         notice = (f":white_check_mark: *{esc(partner.name, 80)}* left the ecosystem of *{esc(customer.name, 80)}*."
                   if removed else f"{esc(partner.name, 80)} was not in the ecosystem of {esc(customer.name, 80)}.")
         return card_reply(session, workspace, customer, command.now, notice=notice)
 
 
-def _pair(command: Command, session, workspace):
-    """The customer and the partner the first two arguments name, in this workspace."""
-    return (svc.find_customer(session, workspace_id=workspace.id, query=command.args[0].text),
-            svc.find_customer(session, workspace_id=workspace.id, query=command.args[1].text))
+def _pair(session, workspace, words):
+    """The customer and the partner the first two words name, in this workspace."""
+    return (svc.find_customer(session, workspace_id=workspace.id, query=words[0].text),
+            svc.find_customer(session, workspace_id=workspace.id, query=words[1].text))
 
 
 def register(app, router: Router) -> None:

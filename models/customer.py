@@ -56,6 +56,13 @@ class Contact(SQLModel, table=True):
     slack_user_id: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    # The decision-chain map: whom they report to, where they stand, the competitor they favour, whether
+    # they are still there and who took over.
+    reports_to_id: int | None = Field(default=None, foreign_key="contact.id")
+    stance: str | None = Field(default=None, sa_type=String(16))  # supporter, neutral, blocker
+    leans_to_id: int | None = Field(default=None, foreign_key="customer.id")  # a competitor in the ecosystem
+    status: str = Field(default="active", sa_column=Column(String(16), nullable=False, server_default="active"))
+    replaced_by_id: int | None = Field(default=None, foreign_key="contact.id")
 
 
 class Interaction(SQLModel, table=True):

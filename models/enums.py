@@ -53,6 +53,20 @@ class ContactRole(StrEnum):
     champion = "champion"
 
 
+class Stance(StrEnum):
+    """Where a person in the decision chain stands on us."""
+
+    supporter = "supporter"
+    neutral = "neutral"
+    blocker = "blocker"
+
+
+class ContactStatus(StrEnum):
+    active = "active"
+    left = "left"  # left the company
+    moved = "moved"  # moved to another role, out of this decision
+
+
 class TouchKind(StrEnum):
     call = "call"
     meeting = "meeting"
@@ -73,6 +87,10 @@ class HistoryField(StrEnum):
     target = "target"  # the relationship plan: a target set or moved
     pressure = "pressure"
     step = "step"
+    reports = "reports"  # the decision-chain map: reports-to, stance, favoured competitor, still there
+    stance = "stance"
+    leans = "leans"
+    status = "status"
 
 
 class Pressure(StrEnum):

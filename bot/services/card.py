@@ -6,6 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, case, func
 from sqlmodel import Session, select
 
+from bot.services.chain import tree
 from bot.services.customers import Partner, ecosystem, history
 from bot.services.health import Health, score_customer, week_start
 from bot.services.reminders import OPEN, overdue_followups
@@ -50,6 +51,8 @@ class Card:
     changes: list[RelationshipChange]
     revisit_overdue: bool
     partners: list[Partner]
+    chain: list[tuple[int, Contact]]  # the decision-chain map as a tree: (depth, person)
+    rivals: dict[int, str]  # competitors people lean to, by id
 
 
 def customer_card(session: Session, *, workspace: Workspace, customer: Customer, now: datetime,
@@ -77,6 +80,11 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
     ).all()
     followups = [reminder for reminder, _overdue in rows]
     recent_changes = history(session, customer=customer, limit=changes)
+    partners = ecosystem(session, customer=customer)
+    rivals = {p.customer.id: p.customer.name for p in partners}
+    missing = {c.leans_to_id for c in contacts if c.leans_to_id and c.leans_to_id not in rivals}
+    if missing:
+        rivals.update(session.exec(select(Customer.id, Customer.name).where(Customer.id.in_(missing))).all())
     return Card(
         customer=customer,
         contacts=contacts,
@@ -88,7 +96,9 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
                               overdue_followups=int(rows[0][1] or 0) if rows else 0, now=now),
         changes=recent_changes,
         revisit_overdue=customer.revisit_due_at <= now,
-        partners=ecosystem(session, customer=customer),
+        partners=partners,
+        chain=tree(contacts),
+        rivals=rivals,
     )
 
 

@@ -23,6 +23,7 @@ ALIASES: dict[type[Enum], dict[str, str]] = {
                   "采购": "procurement", "支持者": "champion", "coach": "champion"},
     PartnerKind: {"供应商": "supplier", "渠道": "channel_partner", "渠道伙伴": "channel_partner",
                   "channel": "channel_partner", "reseller": "channel_partner", "集成商": "integrator", "si": "integrator",
+                  "友商": "competitor", "rival": "competitor",
                   "合作伙伴": "partner"},
     TouchKind: {"phone": "call", "mail": "email", "msg": "message", "dm": "message", "lunch": "meeting",
                 "onsite": "visit", "拜访": "visit", "电话": "call", "会议": "meeting"},

@@ -9,8 +9,24 @@ from bot.slack.render import day, esc, user
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 
 
-def contact_line(contact) -> str:
-    line = f"• *{esc(contact.name, 60)}*, {human(contact.role)}, {level_label(contact.level)}"
+STANCE = {"supporter": ":large_green_circle: supporter", "neutral": ":white_circle: neutral",
+          "blocker": ":red_circle: blocker"}
+INDENT = "\u2003\u2003"  # em spaces: Slack keeps them at the start of a line
+
+
+def chain_line(entry, names: dict, rivals: dict) -> str:
+    """One person of the decision-chain map, indented under whom they report to."""
+    depth, contact = entry
+    prefix = INDENT * min(depth, 6) + ("└ " if depth else "• ")
+    if contact.status != "active":
+        successor = names.get(contact.replaced_by_id)
+        after = f"; replaced by *{esc(successor, 40)}*" if successor else ""
+        return f"{prefix}~{esc(contact.name, 40)}~ {human(contact.role)}, was {level_label(contact.level)} ({contact.status}{after})"
+    line = f"{prefix}*{esc(contact.name, 40)}*, {human(contact.role)}, {level_label(contact.level)}"
+    if contact.stance:
+        line += f" · {STANCE.get(contact.stance, esc(contact.stance, 16))}"
+    if contact.leans_to_id in rivals:
+        line += f" · leans to *{esc(rivals[contact.leans_to_id], 40)}*"
     if contact.slack_user_id:
         line += f" · {user(contact.slack_user_id)}"
     return line
@@ -71,6 +87,11 @@ def change_line(change, contact_names: dict) -> str:
         what = f"target for {aim}: {_aim(change.to_value, change.contact_id)}"
         if change.from_value:
             what += f" (was {_aim(change.from_value, change.contact_id)})"
+    elif change.field in ("reports", "stance", "leans", "status"):
+        name = esc(contact_names.get(change.contact_id, "someone"), 40)
+        verb = {"reports": "reports to", "stance": "stance", "leans": "leans to", "status": "status"}[change.field]
+        before = f"{esc(change.from_value, 64)} → " if change.from_value else ""
+        what = f"{name} {verb} {before}{esc(change.to_value, 64)}"
     elif change.field == "pressure":
         what = f"{change.to_value} pressure noted"
     elif change.field == "step":
@@ -273,7 +294,6 @@ FILTERS = {
     "agenda_line": agenda_line,
     "home_followup_line": home_followup_line,
     "home_survey_line": home_survey_line,
-    "contact_line": contact_line,
     "partner_line": partner_line,
     "tier_row": tier_row,
     "total_row": total_row,
@@ -284,4 +304,5 @@ FILTERS = {
     "target_line": target_line,
     "step_line": step_line,
     "pressure_line": pressure_line,
+    "chain_line": chain_line,
 }

@@ -39,6 +39,8 @@ class Token:
         if self.quoted or ":" not in self.text or self.text.startswith("<"):
             return None
         name, _, value = self.text.partition(":")
+        if len(value) >= 2 and _QUOTES.get(value[0]) == value[-1]:
+            value = value[1:-1]  # `reports:"Zhang San"`
         return name.lower(), value
 
 
@@ -88,6 +90,11 @@ def tokenize(text: str) -> list[Token]:
                 continue
         j = i
         while j < n and not text[j].isspace():
+            if text[j] in _QUOTES and j > i and text[j - 1] == ":":  # `reports:"Zhang San"`: a quoted value
+                close = text.find(_QUOTES[text[j]], j + 1)
+                if close > 0:  # unclosed: an ordinary character, as before
+                    j = close + 1
+                    continue
             if text[j] == "<":  # `owner:<@U1|Ann Lee>`: a mention inside a word may hold spaces
                 close = text.find(">", j)
                 if close > 0:
