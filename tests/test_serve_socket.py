@@ -17,17 +17,21 @@ TEAM = presets.HOME_TEAM
 
 
 @contextmanager
-def socket_processes(tmp_path, count: int = 1):
-    """`count` Socket Mode processes on one database (tmp_path/socket.db), each connected to the fake in turn;
-    yields the fake."""
-    fake = FakeSlack(team_id=TEAM, strict_tokens=True).start()
-    presets.install(fake)
+def socket_processes(tmp_path, count: int = 1, *, fake: FakeSlack | None = None, database: str | None = None,
+                     extra: tuple[str, ...] = ("--no-scheduler",)):
+    """`count` Socket Mode processes on one database (`database`, else tmp_path/socket.db), each connected to the
+    fake in turn (`fake`, else a new one, stopped after); yields the fake."""
+    own = fake is None
+    if own:
+        fake = FakeSlack(team_id=TEAM, strict_tokens=True).start()
+        presets.install(fake)
     env = clean_env(SLACK_BOT_TOKEN=fake.issue_token(TEAM), SLACK_APP_TOKEN=fake.issue_token(TEAM, kind="app"),
-                    SLACK_API_URL=fake.api_url, DATABASE_URL=f"sqlite:///{tmp_path}/socket.db")
+                    SLACK_API_URL=fake.api_url, DATABASE_URL=database or f"sqlite:///{tmp_path}/socket.db")
+    connected = len(fake.socket_mode.open_connections())
     procs = []
     try:
-        for started in range(1, count + 1):
-            proc = subprocess.Popen([RAPPORT, "serve", "--socket", "--no-scheduler"], env=env, cwd=tmp_path,
+        for started in range(connected + 1, connected + count + 1):
+            proc = subprocess.Popen([RAPPORT, "serve", "--socket", *extra], env=env, cwd=tmp_path,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs.append(proc)
             deadline = time.monotonic() + 60
@@ -43,7 +47,8 @@ def socket_processes(tmp_path, count: int = 1):
         for proc in procs:
             codes.append(proc.wait(timeout=10))
             logged += proc.stdout.read().decode()
-        fake.stop()
+        if own:
+            fake.stop()
     # SIGTERM closes the connection and stops cleanly, as systemd and docker stop expect.
     assert "Traceback" not in logged and codes == [0] * count, (codes, logged)
     assert logged.count("Socket Mode connection closed; Rapport stopped") == count, logged
