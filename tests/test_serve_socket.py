@@ -96,8 +96,8 @@ def test_a_redelivered_crm_log_records_one_touch(socket_server, tmp_path):
     assert touches(tmp_path) == ["Talked renewal", "Sent the proposal"]
 
 
-def touches(tmp_path) -> list[str]:
-    engine = create_engine(f"sqlite:///{tmp_path}/socket.db")
+def touches(tmp_path, url: str | None = None) -> list[str]:
+    engine = create_engine(url or f"sqlite:///{tmp_path}/socket.db")
     try:
         with engine.connect() as connection:
             return list(connection.execute(select(Interaction.summary).order_by(Interaction.id)).scalars())
@@ -132,6 +132,28 @@ def test_two_socket_mode_processes_side_by_side_record_a_command_redelivered_to_
                                   connection=connection)
             assert "/crm help [subcommand]" in text_of(answer(server, sent))
         assert touches(tmp_path) == ["Quarterly review"]
+
+
+@pytest.mark.slow  # two processes
+def test_an_envelope_delivered_again_to_the_other_process_is_handled_once_by_its_envelope_id(tmp_path, database_url):
+    with socket_processes(tmp_path, count=2, database=database_url) as fake:
+        server = fake.socket_mode
+        first_process, second_process = server.open_connections()
+        assert "Acme Corp" in text_of(answer(server, server.deliver(
+            "slash_commands", slash_command('add "Acme Corp"', trigger_id="8.1"), connection=first_process)))
+        # A payload without a trigger_id (nor an event_id): only its envelope says it is the same delivery.
+        log = {k: v for k, v in slash_command("log acme call Renewal talk").items() if k != "trigger_id"}
+        sent = server.deliver("slash_commands", log, connection=first_process)
+        assert "Logged a call" in text_of(answer(server, sent))
+        # Slack sends the same envelope again, on the app's other connection: the other process records nothing.
+        again = server.deliver("slash_commands", log, envelope_id=sent.envelope_id, connection=second_process)
+        assert answer(server, again, count=2) == {}
+        assert server.acks(sent.envelope_id)[-1].connection == second_process
+        assert touches(tmp_path, database_url) == ["Renewal talk"]
+        # The same words in an envelope of their own are a new command, done again.
+        assert "Logged a call" in text_of(answer(server, server.deliver("slash_commands", log,
+                                                                        connection=second_process)))
+        assert touches(tmp_path, database_url) == ["Renewal talk", "Renewal talk"]
 
 
 def test_an_envelope_waiting_on_slack_does_not_hold_up_the_others(socket_server):
