@@ -3,7 +3,11 @@ is refreshed once however many processes try, and a workspace whose token Slack 
 it is reinstalled, when what fell due arrives, marked late, once."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -358,3 +362,37 @@ def test_every_scheduler_pass_costs_the_same_statements_for_one_workspace_or_a_t
 def digests(fake) -> int:
     return sum(1 for c in fake.calls("chat.postMessage") if c.response.get("ok")
                and c.args.get("channel") == "C0ACMEMGR" and "digest" in c.args.get("text", "").lower())
+
+
+@pytest.mark.slow  # three processes
+def test_three_processes_finding_a_token_about_to_expire_refresh_it_once_and_all_deliver_with_the_new_one(
+        database_url, oauth_fake, tmp_path):
+    from bot.clock import SystemClock
+    from tests.test_reminders_delivery import ROOT, wait_all
+
+    runtime = oauth_runtime(database_url, oauth_fake, SystemClock())  # the processes run on the real clock
+    old = install(runtime, oauth_fake, ACME, rotating=True, expires_in=60)  # due to be refreshed now
+    ids = [due_followup(runtime, ACME, f"Call back #{n}") for n in range(30)]
+    oauth_fake.latency("oauth.v2.access", 0.5)  # whoever refreshes takes a while: the others arrive meanwhile
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
+    env.update(DATABASE_URL=database_url, SLACK_API_URL=oauth_fake.api_url, SLACK_CLIENT_ID=CLIENT_ID,
+               SLACK_CLIENT_SECRET=CLIENT_SECRET, DELIVERY_RATE="0", RAPPORT_TEST_BATCH="5",
+               RAPPORT_TEST_DEADLINE="60")
+    workers = []
+    for n in range(3):
+        with open(tmp_path / f"worker{n}.log", "wb") as log:
+            workers.append(subprocess.Popen([sys.executable, "-m", "tests.reminder_worker"], cwd=ROOT, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+    wait_all(workers, tmp_path, timeout=90)
+
+    refreshes = [c for c in oauth_fake.calls("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1 and refreshes[0].response["ok"], [c.response for c in refreshes]
+    new = refreshes[0].response["access_token"]
+    stored = clients_of(runtime).store.find_bot(enterprise_id=None, team_id=ACME)
+    assert (stored.bot_token, stored.bot_refresh_token) == (new, refreshes[0].response["refresh_token"])
+    posts = [c for c in oauth_fake.calls("chat.postMessage") if c.response.get("ok")]
+    carried = Counter(i for c in posts for i in c.args["metadata"]["event_payload"]["reminder_ids"])
+    assert carried == Counter(ids)  # every reminder once, by whichever process
+    assert {c.token for c in oauth_fake.calls() if c.method != "oauth.v2.access"} == {new} != {old}
+    assert statuses(runtime)[ACME] == ["delivered"] * 30
+    runtime.engine.dispose()
