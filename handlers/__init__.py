@@ -11,6 +11,7 @@ from handlers import (
     forms,
     help,
     home,
+    plan,
     reminders,
     stats,
     surveys,
@@ -21,6 +22,6 @@ from handlers import (
 def register_all(app: App) -> crm.Router:
     router = crm.Router()
     crm.register(app, router)
-    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, config, workspaces, channels):
+    for feature in (help, customers, forms, reminders, surveys, digest, stats, home, plan, config, workspaces, channels):
         feature.register(app, router)
     return router

@@ -35,11 +35,7 @@ CHOICES = {
 PICKER_LIMIT = 100  # Slack shows at most 100 options
 
 def customer_in(session, workspace_id: str, customer_id) -> Customer:
-    number = row_id(customer_id)
-    customer = session.get(Customer, number) if number is not None else None
-    if customer is None or customer.workspace_id != workspace_id:
-        raise NotFound("That customer no longer exists.")
-    return customer
+    return svc.get_customer(session, workspace_id=workspace_id, customer_id=row_id(customer_id))
 
 
 # -- opening the forms -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class PartnerKind(StrEnum):
     channel_partner = "channel_partner"
     integrator = "integrator"
     partner = "partner"
+    competitor = "competitor"  # 友商: who we compete with for this customer
 
 
 class ContactRole(StrEnum):
@@ -69,6 +70,18 @@ class HistoryField(StrEnum):
     level = "level"
     org = "org"
     owner = "owner"
+    target = "target"  # the relationship plan: a target set or moved
+    pressure = "pressure"
+    step = "step"
+
+
+class Pressure(StrEnum):
+    """The four pressures on a customer that the plan starts from (seed 002, 市场分析)."""
+
+    macro = "macro"  # 宏观环境
+    internal = "internal"  # 内部业务压力
+    competitor = "competitor"  # 友商竞争
+    supplier = "supplier"  # 客户供应商挑战
 
 
 class ReminderKind(StrEnum):

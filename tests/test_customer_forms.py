@@ -236,7 +236,8 @@ def test_in_the_shared_channel_every_answer_is_ephemeral_and_nothing_is_posted_t
                 'contact acme "Li Wei" role:decision_maker level:4', 'level acme "Li Wei" 5', "tier acme general",
                 "stage acme active", "org acme supplier", "owner acme <@U0BOB|bob>", "history acme",
                 "remind acme tomorrow Chase the PO", "reminders", "config", "bogus", "show nothing", "add",
-                'add "Globex Inc"', "link acme globex integrator", "unlink acme globex", "stats quarter"]
+                'add "Globex Inc"', "link acme globex integrator", "unlink acme globex", "stats quarter",
+                "plan acme", "plan acme pressure macro Budgets frozen"]
     seen = {sub.name for sub in slack.router.subcommands}
     for command in commands:
         responses = len(slack.fake.calls("response_url"))

@@ -1,8 +1,9 @@
 """The weekly key-account digest: posted once per workspace per week to the managers' channel and subscribers."""
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
 from sqlmodel import select
 
 from bot.db import session_scope
@@ -104,7 +105,7 @@ def hand_made_week(runtime, now):
              → (30·7.1 + 30·0 + 25·0 + 15·75) / 100 = 13.4 at risk; last week 20 at risk
     Initrode a general account: never in the digest
     """
-    week = health_week_start(now)
+    week = health_week_start(now, "UTC")
     long_ago = now - timedelta(days=400)
     with session_scope(runtime.engine) as session:
         workspace = ensure_workspace(session, workspace_id=HOME_TEAM, now=now - timedelta(days=90))
@@ -383,3 +384,37 @@ def test_health_weights_must_add_up_to_100(slack):
     assert "engagement=40" in text_of(saved)
     with slack.session() as session:
         assert session.get(Workspace, HOME_TEAM).health_weights["engagement"] == 40
+
+
+# -- the workspace's own week ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("zone", "monday_9_in_utc"), [
+    ("Australia/Brisbane", datetime(2026, 11, 29, 23, 0, tzinfo=UTC)),  # UTC+10: still Sunday in UTC
+    ("Pacific/Tongatapu", datetime(2026, 11, 29, 20, 0, tzinfo=UTC)),  # UTC+13
+    ("America/Los_Angeles", datetime(2026, 11, 30, 17, 0, tzinfo=UTC)),  # UTC-8
+])
+def test_the_digest_week_is_the_workspace_own_local_week(slack, clock, fake_slack, zone, monday_9_in_utc):
+    slack.command("mei", f"config timezone {zone}")
+    slack.command("mei", "config digest-channel <#C0MANAGERS|managers>")
+    slack.command("alice", 'add "Acme Corp" tier:key')
+    clock.set(monday_9_in_utc - timedelta(minutes=1))  # Sunday 08:59 where the workspace is: last week's done
+    run_due_work(slack.runtime, everything=True)
+    before = len(digests_in(fake_slack, "C0MANAGERS"))
+    clock.set(monday_9_in_utc + timedelta(minutes=5))  # Monday 09:05 there
+    run_due_work(slack.runtime, everything=True)
+    run_due_work(slack.runtime, everything=True)
+    posted = digests_in(fake_slack, "C0MANAGERS")[before:]
+    assert len(posted) == 1
+    assert "Key-account digest · 2026-W49" in text_of(posted[0].args)  # the week of Monday 30 November there
+    with slack.session() as session:
+        run = session.exec(select(DigestRun).where(DigestRun.period == "2026-W49")).one()
+        assert run.status == "posted"
+        weeks = set(session.exec(select(HealthSnapshot.week_start)).all())
+        assert date(2026, 11, 30) in weeks  # this week's snapshot is filed under that Monday, not the last one
+    clock.set(monday_9_in_utc + timedelta(days=7) - timedelta(minutes=1))
+    run_due_work(slack.runtime, everything=True)
+    assert len(digests_in(fake_slack, "C0MANAGERS")) == before + 1  # nothing until the next local Monday
+    clock.set(monday_9_in_utc + timedelta(days=7, minutes=5))
+    run_due_work(slack.runtime, everything=True)
+    assert "2026-W50" in text_of(digests_in(fake_slack, "C0MANAGERS")[-1].args)

@@ -114,7 +114,7 @@ def seed_key_accounts(engine, *, workspace_id: str, now: datetime, names: list[s
              "from_value": "2" if i % 10 == 0 else "4", "to_value": str(i % 5 + 1), "by_user": OWNERS[i % 2],
              "at": now - timedelta(days=2), "reason": None}
             for i, cid in enumerate(key_ids) if i % 10 in (0, 4)])
-        this_week = health.week_start(now)
+        this_week = health.week_start(now, "UTC")
         db.execute(insert(HealthSnapshot.__table__), [
             {"workspace_id": workspace_id, "customer_id": cid, "week_start": this_week - timedelta(weeks=w),
              "score": float((i * 7 + w * 3) % 100), "band": health.band(float((i * 7 + w * 3) % 100)),
@@ -213,7 +213,7 @@ def test_two_scheduler_processes_post_one_digest_a_week(runtime, clock, fake_sla
 
 def claim_left_by_a_dead_process(engine, *, at: datetime, delivered_to: list[str] = (), channel_ts=None) -> None:
     with session_scope(engine) as session:
-        session.add(DigestRun(workspace_id=HOME, period=digest_svc.period_of(at), claimed_by="host:4242:dead01",
+        session.add(DigestRun(workspace_id=HOME, period=digest_svc.period_of(at, "UTC"), claimed_by="host:4242:dead01",
                               claimed_at=at, delivered_to=list(delivered_to),
                               channel_id=channel_ts and channel_ts[0], message_ts=channel_ts and channel_ts[1]))
 
@@ -231,6 +231,52 @@ def test_a_process_that_died_after_claiming_is_taken_over_once_its_claim_is_stal
     with session_scope(runtime.engine) as session:
         run = session.exec(select(DigestRun)).scalars().one()
         assert (run.status, run.claimed_by, run.delivered_to) == ("posted", runtime.process, [MANAGERS])
+
+
+def test_a_long_posting_run_keeps_its_claim_alive_with_a_heartbeat(runtime, clock, fake_slack, monkeypatch):
+    import bot.slack.digest as posting
+    from bot.slack.client import client_for
+
+    seed_key_accounts(runtime.engine, workspace_id=HOME, now=clock.now(), names=[f"Acct {n}" for n in range(6)],
+                      subscribers=("U0MEI",))
+    monkeypatch.setattr(posting, "split", lambda blocks: [blocks[i:i + 3] for i in range(0, 15, 3)])  # 5 parts
+    runtime.process = "scheduler-a"
+    second = other_process(runtime, "scheduler-b")
+    client = client_for(runtime, HOME)
+    post = client.chat_postMessage
+    taken_over = []
+
+    def slow_slack(**kwargs):  # every message waits 4 minutes (Retry-After), 40 minutes in all
+        clock.advance(timedelta(minutes=4))
+        taken_over.append(run_weekly(second))  # the other process looks in meanwhile: the claim is alive
+        return post(**kwargs)
+
+    monkeypatch.setattr(client, "chat_postMessage", slow_slack)
+    try:
+        assert run_weekly(runtime) == 1
+        assert len(taken_over) == 10 and not any(taken_over)
+        assert len(digest_headers(fake_slack, MANAGERS)) == 1 and len(digest_headers(fake_slack, "U0MEI")) == 1
+        with session_scope(runtime.engine) as session:
+            run = session.exec(select(DigestRun)).scalars().one()
+            assert (run.status, run.claimed_by, run.delivered_to) == ("posted", "scheduler-a", [MANAGERS, "U0MEI"])
+
+        # A process that dies after a beat: its claim still goes stale STALE_CLAIM after the last beat.
+        monkeypatch.setattr(client, "chat_postMessage", post)
+        clock.advance(timedelta(days=7) - timedelta(minutes=40))  # next Monday 09:00
+        claim_left_by_a_dead_process(runtime.engine, at=clock.now())
+        with session_scope(runtime.engine) as session:
+            dead = session.exec(select(DigestRun).where(DigestRun.period == "2026-W49")).scalars().one()
+        clock.advance(timedelta(minutes=3))
+        with session_scope(runtime.engine) as session:
+            assert digest_svc.keep_claim(session, run_id=dead.id, process="host:4242:dead01", now=clock.now())
+        clock.advance(digest_svc.STALE_CLAIM - timedelta(minutes=1))
+        assert run_weekly(second) == 0  # 9 minutes after its last beat: still its own
+        clock.advance(timedelta(minutes=2))
+        assert run_weekly(second) == 1  # 11 minutes: taken over, posted once
+        with session_scope(runtime.engine) as session:
+            assert not digest_svc.keep_claim(session, run_id=dead.id, process="host:4242:dead01", now=clock.now())
+    finally:
+        second.engine.dispose()
 
 
 def test_a_takeover_does_not_post_again_where_the_dead_process_already_posted(runtime, clock, fake_slack):
@@ -367,7 +413,7 @@ def test_recomputing_within_the_week_replaces_this_weeks_snapshots(runtime, cloc
     assert refresh_snapshots(runtime) == 8
     with session_scope(runtime.engine) as session:
         rows = session.exec(select(HealthSnapshot).where(
-            HealthSnapshot.week_start == health.week_start(clock.now()))).scalars().all()
+            HealthSnapshot.week_start == health.week_start(clock.now(), "UTC"))).scalars().all()
     assert sorted(r.customer_id for r in rows) == sorted(ids.values())  # one each, replaced
     assert {r.computed_at for r in rows} == {clock.now()}
     general = next(r for r in rows if r.customer_id == ids["General 00000"])

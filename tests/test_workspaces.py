@@ -315,7 +315,7 @@ def many_idle_workspaces(runtime, count: int) -> None:
     with session_scope(runtime.engine) as session:
         acme = session.get(Workspace, ACME)
         settings = acme.model_dump(exclude={"id", "name", "paused_at", "paused_reason", "paused_token"})
-        period = digest_svc.period_of(digest_svc.due_moment(acme, now))
+        period = digest_svc.period_of(digest_svc.due_moment(acme, now), acme.timezone)
         teams = [f"T0IDLE{n:04d}" for n in range(count)]
         session.execute(insert(Workspace), [{**settings, "id": team, "name": team} for team in teams])
         session.execute(insert(Customer), [

@@ -1,7 +1,7 @@
 """Read models for Slack surfaces: the customer card, the urgent-first account list, App Home."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, case, func
 from sqlmodel import Session, select
@@ -157,7 +157,8 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
         in_scope.append(Customer.owner_id == owner_id)
     if tier:
         in_scope.append(Customer.tier == tier)
-    this_week = [HealthSnapshot.customer_id == Customer.id, HealthSnapshot.week_start == week_start(now)]
+    week = week_start(now, workspace.timezone)
+    this_week = [HealthSnapshot.customer_id == Customer.id, HealthSnapshot.week_start == week]
     if scope == "at-risk":
         rows = session.exec(
             select(Customer, HealthSnapshot.score)
@@ -168,7 +169,7 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
         ).all()
         total = session.exec(select(func.count(Customer.id)).join(HealthSnapshot, and_(*this_week))
                              .where(*in_scope, HealthSnapshot.band == HealthBand.at_risk)).one()
-        return _page(session, [(customer, 0) for customer, _score in rows], total, offset, now)
+        return _page(session, [(customer, 0) for customer, _score in rows], total, offset, now, week)
     overdue = overdue_followups(now)
     if scope in ("all", "attention") and not owner_id:
         # Start from the workspace's overdue follow-ups (their own index). A rep's accounts or the key
@@ -181,7 +182,8 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
         # Watch or at risk by this week's health snapshot (kept fresh by the scheduler), or overdue follow-ups.
         banded = Customer.id.in_(
             select(HealthSnapshot.customer_id)
-            .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week_start(now),
+            .where(HealthSnapshot.workspace_id == workspace.id,
+                   HealthSnapshot.week_start == week,
                    HealthSnapshot.band.in_((HealthBand.at_risk, HealthBand.watch))))
         in_rest.append(banded)
     overdue_total = session.exec(select(func.count(Customer.id)).where(*in_scope, is_overdue)).one()
@@ -201,14 +203,14 @@ def list_accounts(session: Session, *, workspace: Workspace, scope: str, user_id
             select(Customer).where(*in_rest, ~is_overdue)
             .order_by(Customer.revisit_due_at, Customer.id)
             .offset(max(0, offset - overdue_total)).limit(limit - len(rows))).all()]
-    return _page(session, rows, overdue_total + rest_total, offset, now)
+    return _page(session, rows, overdue_total + rest_total, offset, now, week)
 
 
-def _page(session: Session, rows: list, total: int, offset: int, now: datetime) -> Page:
+def _page(session: Session, rows: list, total: int, offset: int, now: datetime, week: date) -> Page:
     ids = [customer.id for customer, _n in rows]
     scores = {customer_id: (score, band) for customer_id, score, band in session.exec(
         select(HealthSnapshot.customer_id, HealthSnapshot.score, HealthSnapshot.band)
-        .where(HealthSnapshot.customer_id.in_(ids), HealthSnapshot.week_start == week_start(now))
+        .where(HealthSnapshot.customer_id.in_(ids), HealthSnapshot.week_start == week)
     ).all()} if ids else {}
     lines = []
     for customer, overdue_n in rows:

@@ -64,6 +64,14 @@ def revisit_due(workspace: Workspace, customer: Customer) -> datetime:
     return start + timedelta(days=cadence_days(workspace, customer.tier))
 
 
+def get_customer(session: Session, *, workspace_id: str, customer_id: int | None) -> Customer:
+    """By id (from a button or a form), only in this workspace."""
+    customer = session.get(Customer, customer_id) if customer_id is not None else None
+    if customer is None or customer.workspace_id != workspace_id:
+        raise NotFound("That customer no longer exists.")
+    return customer
+
+
 def find_customer(session: Session, *, workspace_id: str, query: str) -> Customer:
     """By exact name, else by unambiguous prefix (case-, width-insensitive); else the closest names."""
     refuse_control_characters(query, what="customer name")
@@ -310,7 +318,8 @@ def log_touch(
     return interaction
 
 
-def _record(session, *, customer, field, from_value, to_value, actor, now, reason, contact=None) -> RelationshipChange:
+def record_change(session, *, customer, field, from_value, to_value, actor, now, reason, contact=None) -> RelationshipChange:
+    """One line of history (动态审视): what changed on the customer, from what to what, by whom and why."""
     change = RelationshipChange(
         workspace_id=customer.workspace_id,
         customer_id=customer.id,
@@ -360,7 +369,7 @@ def change_state(
         customer.revisit_due_at = revisit_due(workspace, customer)
     customer.updated_at = now
     session.add(customer)
-    change = _record(session, customer=customer, field=field, from_value=old, to_value=new, actor=actor, now=now,
+    change = record_change(session, customer=customer, field=field, from_value=old, to_value=new, actor=actor, now=now,
                      reason=reason)
     session.flush()
     return change
@@ -412,7 +421,7 @@ def set_contact(
         )
         session.add(contact)
         session.flush()
-        _record(session, customer=customer, field=HistoryField.level, from_value=None, to_value=contact.level,
+        record_change(session, customer=customer, field=HistoryField.level, from_value=None, to_value=contact.level,
                 actor=actor, now=now, reason=reason, contact=contact)
     else:
         if role_value:
@@ -420,7 +429,7 @@ def set_contact(
         if slack_user_id:
             contact.slack_user_id = slack_user_id
         if level_value is not None and level_value != contact.level:
-            _record(session, customer=customer, field=HistoryField.level, from_value=contact.level,
+            record_change(session, customer=customer, field=HistoryField.level, from_value=contact.level,
                     to_value=level_value, actor=actor, now=now, reason=reason, contact=contact)
             contact.level = level_value
         contact.updated_at = now

@@ -76,7 +76,7 @@ def seed_demo(session: Session, *, workspace: Workspace, owners: list[str], cust
     session.flush()
     # Past weekly snapshots so trends and "what moved" have history from day one.
     scored = health.score_workspace(session, workspace=workspace, now=now)
-    this_week = health.week_start(now)
+    this_week = health.week_start(now, workspace.timezone)
     for item in scored:
         if item.health.score is None:
             continue

@@ -44,8 +44,10 @@ def sparkline(values: list[float | None]) -> str:
     return "".join("·" if v is None else SPARK[min(int(v / 100 * len(SPARK)), len(SPARK) - 1)] for v in values)
 
 
-def period_of(moment: datetime) -> str:
-    year, week, _ = moment.isocalendar()
+def period_of(moment: datetime, zone: str) -> str:
+    """The ISO week `moment` falls in, in the workspace's own time zone `zone` (its Monday 09:00 at UTC+10 is
+    still Sunday in UTC)."""
+    year, week, _ = moment.astimezone(ZoneInfo(zone)).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -154,7 +156,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
     # A churned account has no health to watch: it leaves the bands and is named once, the week it churned.
     scored = [item for item in scored if item.customer.tier == Tier.key and item.customer.stage != Stage.churned]
     key_ids = select(Customer.id).where(Customer.workspace_id == workspace.id, Customer.tier == Tier.key)
-    week = health_svc.week_start(now)
+    week = health_svc.week_start(now, workspace.timezone)
     history: dict[int, dict] = defaultdict(dict)
     for customer_id, week_start, score in session.exec(
         select(HealthSnapshot.customer_id, HealthSnapshot.week_start, HealthSnapshot.score)
@@ -260,7 +262,7 @@ def build_digest(session: Session, *, workspace: Workspace, now: datetime,
         _mean([history[c][w] for c in history if history[c].get(w) is not None]) for w in weeks
     ] + [_mean([a.score for a in accounts if a.score is not None])]
     return Digest(
-        period=period or period_of(now), total=len(accounts), bands=bands,
+        period=period or period_of(now, workspace.timezone), total=len(accounts), bands=bands,
         band_changes=band_changes, accounts=accounts, drops=drops, at_risk=at_risk,
         overdue_by_owner=overdue_by_owner, surveys=surveys, upgrades=upgrades, downgrades=downgrades,
         no_survey=no_survey, no_owner=[a.customer for a in accounts if not a.customer.owner_id], churned=churned,
@@ -324,6 +326,19 @@ def claim_run(session: Session, *, workspace_id: str, period: str, process: str,
         return None
     session.refresh(run)
     return run
+
+
+def keep_claim(session: Session, *, run_id: int, process: str, now: datetime) -> bool:
+    """The heartbeat of a posting run: its claim is renewed, so a long run (a big workspace scored, threads of
+    many parts, Retry-After waits) is not taken over as abandoned while it is still posting; a process that died
+    stops beating and its claim goes stale after STALE_CLAIM. False when the claim is no longer this process's
+    (it was taken over, or finished): the run must stop posting."""
+    kept = session.exec(
+        update(DigestRun)
+        .where(DigestRun.id == run_id, DigestRun.claimed_by == process, DigestRun.status == DigestStatus.claimed)
+        .values(claimed_at=now)
+    )
+    return kept.rowcount == 1
 
 
 def record_delivery(session: Session, *, run_id: int, destination: str, now: datetime, channel: str | None = None,

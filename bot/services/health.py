@@ -6,6 +6,7 @@ inputs that moved it since last week. Scores for a whole workspace are computed 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, and_, func, insert, update
 from sqlmodel import Session, select
@@ -177,8 +178,10 @@ def moved(current: Health, previous: dict | None, weights: dict[str, int]) -> li
     return [words for _effect, words in sorted(changes, reverse=True)]
 
 
-def week_start(moment: datetime) -> date:
-    day = moment.date()
+def week_start(moment: datetime, zone: str) -> date:
+    """The Monday of `moment`'s week in the workspace's own time zone `zone`: at UTC+10, Monday 09:00 is still
+    Sunday in UTC, and its snapshots belong to the new week all the same."""
+    day = moment.astimezone(ZoneInfo(zone)).date()
     return day - timedelta(days=day.weekday())
 
 
@@ -210,7 +213,7 @@ def score_workspace(session: Session, *, workspace: Workspace, now: datetime, ti
         contacts[customer_id].append((role, level, name, slack_user))
     answers = _answers(session, workspace=workspace, now=now, scoped_ids=scoped_ids, contacts=contacts)
     overdue = _overdue(session, now=now, scoped_ids=scoped_ids, workspace_id=workspace.id)
-    this_week = week_start(now)
+    this_week = week_start(now, workspace.timezone)
     # Last week's snapshot as a plain row, not an ORM object: what the digest compares with, for thousands.
     previous = {snapshot.customer_id: snapshot for snapshot in session.exec(
         select(HealthSnapshot.customer_id, HealthSnapshot.week_start, HealthSnapshot.score, HealthSnapshot.band,
@@ -279,7 +282,7 @@ def save_snapshots(session: Session, *, workspace: Workspace, scored: list[Score
     Written in bulk (one executemany to insert, one to update): an ORM object per customer took seconds for
     10,000 customers (SQLModel's constructor inspects default factories on every instance, and the flush
     inserted row by row to fetch ids nobody reads)."""
-    week = week_start(now)
+    week = week_start(now, workspace.timezone)
     existing = dict(session.exec(
         select(HealthSnapshot.customer_id, HealthSnapshot.id)
         .where(HealthSnapshot.workspace_id == workspace.id, HealthSnapshot.week_start == week)

@@ -67,16 +67,21 @@ def fallback_text(digest: Digest) -> str:
     )
 
 
+class ClaimLost(Exception):
+    """The run's claim went to another process (this one was taken for dead): it stops posting."""
+
+
 def post_to(client, destination: str, digest: Digest, workspace: Workspace,
-            delivered: Callable[[str, str], None]) -> None:
+            delivered: Callable[[str, str], None], beat: Callable[[], None]) -> None:
     """Post the whole digest to one channel or person. `delivered(channel, ts)` is called as soon as its first
     message is out, so a failure in the thread after it never posts the digest there twice; such a failure is
-    logged, not retried."""
+    logged, not retried. `beat()` keeps the run's claim alive before each part (ClaimLost when it is gone)."""
     parts = split(blocks_for(digest, workspace))
     text = fallback_text(digest)
     first = client.chat_postMessage(channel=destination, text=text, blocks=parts[0], unfurl_links=False)
     delivered(first["channel"], first["ts"])
     for n, part in enumerate(parts[1:], start=2):
+        beat()
         try:
             client.chat_postMessage(channel=first["channel"], thread_ts=first["ts"], blocks=part,
                                     text=f"{text} (continued, {n}/{len(parts)})", unfurl_links=False)
@@ -99,7 +104,7 @@ def run_weekly(runtime: Runtime) -> int:
             moment = svc.due_moment(workspace, now)
             if moment < workspace.created_at:  # a workspace installed after its digest time waits for the next one
                 continue
-            due[workspace.id] = svc.period_of(moment)
+            due[workspace.id] = svc.period_of(moment, workspace.timezone)
         settled = svc.settled(session, periods=set(due.values()), now=now)
     posted = 0
     for workspace_id, period in due.items():
@@ -123,8 +128,16 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
         run = svc.claim_run(session, workspace_id=workspace_id, period=period, process=runtime.process, now=now)
         if run is None:
             return False
+    def beat() -> None:
+        with session_scope(runtime.engine) as session:
+            if not svc.keep_claim(session, run_id=run.id, process=runtime.process, now=runtime.clock.now()):
+                raise ClaimLost(run.id)
+
     try:
-        errors, workspace = _deliver(runtime, client, run, now)
+        errors, workspace = _deliver(runtime, client, run, now, beat)
+    except ClaimLost:  # taken over while this process looked dead: the new claimant finishes the run
+        log.warning("digest %s of %s: the claim went to another process; stopping here", period, workspace_id)
+        return False
     except Exception:  # our own failure (a template, the database): it waits and retries like Slack's
         with session_scope(runtime.engine) as session:
             svc.finish_run(session, run_id=run.id, process=runtime.process, now=runtime.clock.now(),
@@ -140,7 +153,7 @@ def post_weekly(runtime: Runtime, workspace_id: str, period: str) -> bool:
     return not errors
 
 
-def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Workspace]:
+def _deliver(runtime: Runtime, client, run, now, beat: Callable[[], None]) -> tuple[dict[str, str], Workspace]:
     """Build the digest and post it where it has not gone yet: ({destination: Slack error}, the workspace)."""
     with session_scope(runtime.engine) as session:
         workspace = session.get(Workspace, run.workspace_id)
@@ -148,6 +161,7 @@ def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Worksp
         # kept current by refresh_snapshots every few hours), which keeps it well under 2 s at 10,000 customers.
         scored = health.score_workspace(session, workspace=workspace, now=now, tier=Tier.key)
         health.save_snapshots(session, workspace=workspace, scored=scored, now=now)
+    beat()
     with session_scope(runtime.engine) as session:
         workspace = session.get(Workspace, run.workspace_id)
         digest = svc.build_digest(session, workspace=workspace, now=now, scored=scored, period=run.period)
@@ -164,8 +178,9 @@ def _deliver(runtime: Runtime, client, run, now) -> tuple[dict[str, str], Worksp
     for destination in destinations:
         if destination in run.delivered_to or destination in run.given_up:
             continue
+        beat()
         try:
-            post_to(client, destination, digest, workspace, delivered_to(destination))
+            post_to(client, destination, digest, workspace, delivered_to(destination), beat)
         except TokenRefused:  # the workspace is paused now: the run waits (resuming makes it due again)
             errors[destination] = "workspace_paused"
             break

@@ -66,11 +66,51 @@ def change_line(change, contact_names: dict) -> str:
         name = esc(contact_names.get(change.contact_id, "someone"), 40)
         to = level_label(int(change.to_value))
         what = f"{name} added at {to}" if change.from_value is None else f"{name} {change.from_value} → {to}"
+    elif change.field == "target":
+        aim = esc(contact_names.get(change.contact_id, "someone"), 40) if change.contact_id else "org relationship"
+        what = f"target for {aim}: {_aim(change.to_value, change.contact_id)}"
+        if change.from_value:
+            what += f" (was {_aim(change.from_value, change.contact_id)})"
+    elif change.field == "pressure":
+        what = f"{change.to_value} pressure noted"
+    elif change.field == "step":
+        what = f"plan step added, due {change.to_value}"
     else:
         label = {"org": "org relationship"}.get(change.field, change.field)
         what = f"{label} {human(change.from_value or '—')} → {human(change.to_value)}"
     reason = f" ({esc(change.reason, 120)})" if change.reason else ""
     return f"{day(change.at)} {what} by {user(change.by_user)}{reason}"
+
+
+def _aim(stored: str, contact_id) -> str:
+    """A target as history keeps it (`key_supplier by 2027-Q1`, `4 by 2027-03-31`), in words."""
+    value, _, by = stored.partition(" by ")
+    shown = level_label(int(value)) if contact_id and value.isdigit() else human(value)
+    return f"{shown} by {esc(by, 16)}"
+
+
+def target_line(line) -> str:
+    """"*Org relationship*: supplier → target key supplier by 2027-Q1 (2 steps to go)"."""
+    target = line.target
+    if line.contact is None:
+        now, aim, who = human(line.current), human(target.value), "*Org relationship*"
+    else:
+        now, aim, who = level_label(int(line.current)), level_label(int(target.value)), f"*{esc(line.contact.name, 60)}*"
+    state = ":white_check_mark: reached" if line.reached else f"{line.gap} step{'s' if line.gap != 1 else ''} to go"
+    return f"• {who}: {now} → target {aim} by {esc(target.by_label, 16)} ({state})"
+
+
+def pressure_line(kind: str, pressures: dict, titles: dict) -> str:
+    found = pressures.get(kind)
+    text = esc(" ".join(found.text.split()), 500) if found else "_not analysed yet_"
+    return f"• *{titles[kind]}*: {text}"
+
+
+def step_line(step) -> str:
+    mark = {"done": ":white_check_mark:", "cancelled": ":x:"}.get(step.status, ":small_blue_diamond:")
+    note = esc(" ".join(step.note.split()), 200)
+    when = f"done {day(step.done_at)}" if step.done_at else f"due {day(step.due_at)}"
+    return f"{mark} {note} · {when} · {user(step.owner_id)}"
 
 
 def home_followup_line(row) -> str:
@@ -241,4 +281,7 @@ FILTERS = {
     "touch_line": touch_line,
     "followup_line": followup_line,
     "change_line": change_line,
+    "target_line": target_line,
+    "step_line": step_line,
+    "pressure_line": pressure_line,
 }
