@@ -205,30 +205,35 @@ def _wire_middleware(app: App, runtime: Runtime) -> None:
 
     @app.middleware
     def skip_redeliveries(req, body, context, next):
-        """What Slack delivers again is handled once: an Events API retry (HTTP or Socket Mode) by its event_id;
-        in Socket Mode, a command, click or form whose envelope came again (a lost ack, a dropped connection)
-        by its trigger_id. Over HTTP Slack never resends those, and a replayed request fails its signature."""
-        delivery_id = _delivery_id(body, socket_mode=req.mode == "socket_mode")
-        if delivery_id:
+        """What Slack delivers again is handled once, whichever process it reaches (the ids are recorded in the
+        database): a Socket Mode envelope by its envelope_id (sent again after a lost ack, or on another of the
+        app's connections); an Events API retry (HTTP or Socket Mode) by its event_id; in Socket Mode, a
+        command, click or form by its trigger_id, which stays the same when Slack sends it in a new envelope.
+        Over HTTP Slack never resends those, and a replayed request fails its signature."""
+        delivery_ids = _delivery_ids(body, context, socket_mode=req.mode == "socket_mode")
+        if delivery_ids:
             with session_scope(runtime.engine) as session:
-                first = first_delivery(
-                    session,
-                    delivery_id=delivery_id,
-                    workspace_id=context.get("team_id") or "",
-                    now=runtime.clock.now(),
-                )
-            if not first:
+                first = [first_delivery(session, delivery_id=delivery_id, workspace_id=context.get("team_id") or "",
+                                        now=runtime.clock.now()) for delivery_id in delivery_ids]
+            if not all(first):
                 log.info("%s %s already handled; delivered again, ignored", body.get("type") or "command",
-                         delivery_id)
+                         delivery_ids[first.index(False)])
                 return BoltResponse(status=200, body="")
         return next()
 
 
-def _delivery_id(body: dict, *, socket_mode: bool) -> str | None:
+def _delivery_ids(body: dict, context, *, socket_mode: bool) -> list[str]:
+    """The ids a delivery is known by: its envelope's (Socket Mode; bot/slack/socket_mode.py puts it in the
+    context), and its event_id or trigger_id. An options request changes nothing and is always answered."""
+    ids = []
+    envelope_id = context.get("envelope_id")
+    if envelope_id and body.get("type") != "block_suggestion":
+        ids.append(f"envelope:{envelope_id}")
     if body.get("type") == "event_callback":
-        return body.get("event_id") or None
-    trigger_id = body.get("trigger_id")
-    return trigger_id if socket_mode and isinstance(trigger_id, str) and trigger_id else None
+        ids.append(body.get("event_id"))
+    elif socket_mode:
+        ids.append(body.get("trigger_id"))
+    return [i for i in ids if isinstance(i, str) and i]
 
 
 ONE_MOMENT = ":hourglass_flowing_sand: One moment — checking with Slack that you are on our team…"

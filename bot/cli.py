@@ -29,7 +29,7 @@ def default(ctx: typer.Context) -> None:
     settings = _settings()
     # Typer's defaults are OptionInfo objects when a command is called as a function: pass every argument.
     if settings.has_slack_credentials:
-        serve(host="0.0.0.0", port=3000, socket=False, scheduler=True, log_format=None)  # noqa: S104
+        serve(host="0.0.0.0", port=3000, socket=False, scheduler=True, log_format=None, metrics_port=None)  # noqa: S104
     else:
         typer.secho("No Slack credentials set: opening the local console (see README to connect Slack).", err=True)
         console(script=None)
@@ -37,17 +37,19 @@ def default(ctx: typer.Context) -> None:
 
 @cli.command()
 def serve(
-    host: str = typer.Option("0.0.0.0", help="HTTP mode: address to listen on"),  # noqa: S104
+    host: str = typer.Option("0.0.0.0", help="address to listen on (HTTP mode, --metrics-port)"),  # noqa: S104
     port: int = typer.Option(3000, help="HTTP mode: port"),
     socket: bool = typer.Option(False, "--socket", help="Socket Mode (also chosen when SLACK_APP_TOKEN is set)"),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="run reminders and the digest here"),
     log_format: str = typer.Option(None, "--log-format", help="text, or json: one object a line (LOG_FORMAT)"),
+    metrics_port: int = typer.Option(None, "--metrics-port",
+                                     help="GET /metrics and /healthz on this port too (Socket Mode has no other)"),
 ) -> None:
     """Run the bot against Slack: HTTP mode on /slack/events, or Socket Mode."""
     from bot.app import build_app
     from bot.runtime import open_runtime
     from bot.scheduler import start_scheduler
-    from bot.server import serve_http, serve_socket_mode
+    from bot.server import serve_http, serve_ops, serve_socket_mode
     from bot.slack.startup import check_bot_token, open_socket_url
 
     settings = load_settings(log_format=log_format) if log_format else load_settings()
@@ -62,6 +64,8 @@ def serve(
     app = build_app(runtime)  # Bolt's own auth.test at build now passes; its answer serves the first request
     if scheduler:
         start_scheduler(runtime)
+    if metrics_port is not None:
+        serve_ops(runtime.engine, host=host, port=metrics_port)
     if socket_mode:
         serve_socket_mode(app, settings.slack_app_token, url=socket_url)
     else:

@@ -65,12 +65,23 @@ class Serve:
         return answered.json() if answered.text else {}
 
     def metrics(self) -> dict[tuple[str, frozenset], float]:
-        """The scrape, parsed by prometheus_client's own parser (a malformed line raises): sample → value."""
-        answer = requests.get(f"{self.base}/metrics", timeout=10)
-        assert answer.status_code == 200
-        assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return {(sample.name, frozenset(sample.labels.items())): sample.value
-                for family in text_string_to_metric_families(answer.text) for sample in family.samples}
+        return scrape(self.base)
+
+
+def scrape(base: str) -> dict[tuple[str, frozenset], float]:
+    """GET /metrics, parsed by prometheus_client's own parser (a malformed line raises): sample → value."""
+    answer = requests.get(f"{base}/metrics", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(answer.text) for sample in family.samples}
+
+
+def healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).json() == {"ok": True}
+    except requests.RequestException:  # not listening yet
+        return False
 
 
 def value(scrape: dict, name: str, **labels) -> float:
@@ -112,6 +123,19 @@ def reminder_falls_due(url: str) -> None:
     engine.dispose()
 
 
+def one_reminder_counted_and_sent(delivered: dict, fake) -> None:
+    """The scrape counts one reminder claimed, due and sent, none failed or paused; alice got its DM once."""
+    assert value(delivered, "rapport_reminders_claimed_total") == 1
+    assert value(delivered, "rapport_reminders_due_total") == 1
+    assert value(delivered, "rapport_reminders_paused_total") == 0
+    assert not [key for key in delivered if key[0] == "rapport_reminders_failed_total"]
+    assert value(delivered, "rapport_slack_api_calls_total", method="chat.postMessage") >= 1
+    assert value(delivered, "rapport_scheduler_tick_seconds_count", tick="deliver-reminders") >= 1
+    dms = [c for c in fake.calls("chat.postMessage") if c.response.get("ok")
+           and c.response["channel"] == fake.dm_channel(ALICE)]
+    assert len(dms) == 1 and "Send the proposal" in str(dms[0].args["blocks"])
+
+
 @pytest.mark.slow
 def test_metrics_count_requests_slack_calls_and_a_delivered_reminder(tmp_path, fake):
     serve = Serve(tmp_path, fake)
@@ -137,17 +161,9 @@ def test_metrics_count_requests_slack_calls_and_a_delivered_reminder(tmp_path, f
         serve.start(scheduler=True)  # the scheduler's pass at start delivers what is due
         wait_until(lambda: value(serve.metrics(), "rapport_reminders_sent_total") == 1, 30)
         delivered = serve.metrics()
-        assert value(delivered, "rapport_reminders_claimed_total") == 1
-        assert value(delivered, "rapport_reminders_due_total") == 1
-        assert value(delivered, "rapport_reminders_paused_total") == 0
-        assert not [key for key in delivered if key[0] == "rapport_reminders_failed_total"]
-        assert value(delivered, "rapport_slack_api_calls_total", method="chat.postMessage") >= 1
+        one_reminder_counted_and_sent(delivered, fake)
         assert sum(api_calls(delivered).values()) + sum(api_calls(after).values()) == sum(
             web_api_calls(fake).values())  # the first process's calls and the second's
-        assert value(delivered, "rapport_scheduler_tick_seconds_count", tick="deliver-reminders") >= 1
-        dms = [c for c in fake.calls("chat.postMessage") if c.response.get("ok")
-               and c.response["channel"] == fake.dm_channel(ALICE)]
-        assert len(dms) == 1 and "Send the proposal" in str(dms[0].args["blocks"])
     finally:
         serve.stop()
     logs = "\n".join(serve.logs) + serve.stdout
@@ -172,3 +188,33 @@ def test_every_web_api_attempt_is_counted_by_method_and_errors_by_slack_error(fa
     assert sample("rapport_slack_api_calls_total", method="users.info") == calls + 3  # the 429, its retry, one more
     assert sample("rapport_slack_api_errors_total", method="users.info", error="http_429") == limited + 1
     assert sample("rapport_slack_api_errors_total", method="users.info", error="user_not_found") == not_found + 1
+
+
+@pytest.mark.slow  # two Socket Mode processes, one after the other
+def test_in_socket_mode_metrics_answer_on_their_port_and_count_a_delivered_reminder(tmp_path):
+    from tests.test_serve_socket import TEAM, answer, slash_command, socket_processes
+
+    fake = FakeSlack(team_id=TEAM, strict_tokens=True).start()
+    presets.install(fake)
+    url = f"sqlite:///{tmp_path}/socket.db"
+    try:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        ops = ("--host", "127.0.0.1", "--metrics-port", str(port))
+        with socket_processes(tmp_path, fake=fake, database=url, extra=("--no-scheduler", *ops)):
+            wait_until(lambda: healthy(base), 10)
+            assert value(scrape(base), "rapport_requests_total", kind="command", status="200") == 0
+            server = fake.socket_mode
+            for n, text in enumerate(['add "Acme Corp" tier:key', "remind acme in 2d Send the proposal"]):
+                answer(server, server.deliver("slash_commands", slash_command(text, trigger_id=f"7.{n}")))
+            wait_until(lambda: value(scrape(base), "rapport_requests_total", kind="command", status="200") == 2, 10)
+            assert value(scrape(base), "rapport_ack_seconds_bucket", kind="command", le="3.0") == 2
+            assert requests.get(f"{base}/slack/events", timeout=5).status_code == 404  # only metrics and health
+        wait_until(lambda: not fake.socket_mode.open_connections(), 10)
+
+        reminder_falls_due(url)
+        with socket_processes(tmp_path, fake=fake, database=url, extra=ops):  # with its scheduler this time
+            wait_until(lambda: value(scrape(base), "rapport_reminders_sent_total") == 1, 30)
+            one_reminder_counted_and_sent(scrape(base), fake)
+    finally:
+        fake.stop()

@@ -17,17 +17,21 @@ TEAM = presets.HOME_TEAM
 
 
 @contextmanager
-def socket_processes(tmp_path, count: int = 1):
-    """`count` Socket Mode processes on one database (tmp_path/socket.db), each connected to the fake in turn;
-    yields the fake."""
-    fake = FakeSlack(team_id=TEAM, strict_tokens=True).start()
-    presets.install(fake)
+def socket_processes(tmp_path, count: int = 1, *, fake: FakeSlack | None = None, database: str | None = None,
+                     extra: tuple[str, ...] = ("--no-scheduler",)):
+    """`count` Socket Mode processes on one database (`database`, else tmp_path/socket.db), each connected to the
+    fake in turn (`fake`, else a new one, stopped after); yields the fake."""
+    own = fake is None
+    if own:
+        fake = FakeSlack(team_id=TEAM, strict_tokens=True).start()
+        presets.install(fake)
     env = clean_env(SLACK_BOT_TOKEN=fake.issue_token(TEAM), SLACK_APP_TOKEN=fake.issue_token(TEAM, kind="app"),
-                    SLACK_API_URL=fake.api_url, DATABASE_URL=f"sqlite:///{tmp_path}/socket.db")
+                    SLACK_API_URL=fake.api_url, DATABASE_URL=database or f"sqlite:///{tmp_path}/socket.db")
+    connected = len(fake.socket_mode.open_connections())
     procs = []
     try:
-        for started in range(1, count + 1):
-            proc = subprocess.Popen([RAPPORT, "serve", "--socket", "--no-scheduler"], env=env, cwd=tmp_path,
+        for started in range(connected + 1, connected + count + 1):
+            proc = subprocess.Popen([RAPPORT, "serve", "--socket", *extra], env=env, cwd=tmp_path,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs.append(proc)
             deadline = time.monotonic() + 60
@@ -43,7 +47,8 @@ def socket_processes(tmp_path, count: int = 1):
         for proc in procs:
             codes.append(proc.wait(timeout=10))
             logged += proc.stdout.read().decode()
-        fake.stop()
+        if own:
+            fake.stop()
     # SIGTERM closes the connection and stops cleanly, as systemd and docker stop expect.
     assert "Traceback" not in logged and codes == [0] * count, (codes, logged)
     assert logged.count("Socket Mode connection closed; Rapport stopped") == count, logged
@@ -91,8 +96,8 @@ def test_a_redelivered_crm_log_records_one_touch(socket_server, tmp_path):
     assert touches(tmp_path) == ["Talked renewal", "Sent the proposal"]
 
 
-def touches(tmp_path) -> list[str]:
-    engine = create_engine(f"sqlite:///{tmp_path}/socket.db")
+def touches(tmp_path, url: str | None = None) -> list[str]:
+    engine = create_engine(url or f"sqlite:///{tmp_path}/socket.db")
     try:
         with engine.connect() as connection:
             return list(connection.execute(select(Interaction.summary).order_by(Interaction.id)).scalars())
@@ -127,6 +132,28 @@ def test_two_socket_mode_processes_side_by_side_record_a_command_redelivered_to_
                                   connection=connection)
             assert "/crm help [subcommand]" in text_of(answer(server, sent))
         assert touches(tmp_path) == ["Quarterly review"]
+
+
+@pytest.mark.slow  # two processes
+def test_an_envelope_delivered_again_to_the_other_process_is_handled_once_by_its_envelope_id(tmp_path, database_url):
+    with socket_processes(tmp_path, count=2, database=database_url) as fake:
+        server = fake.socket_mode
+        first_process, second_process = server.open_connections()
+        assert "Acme Corp" in text_of(answer(server, server.deliver(
+            "slash_commands", slash_command('add "Acme Corp"', trigger_id="8.1"), connection=first_process)))
+        # A payload without a trigger_id (nor an event_id): only its envelope says it is the same delivery.
+        log = {k: v for k, v in slash_command("log acme call Renewal talk").items() if k != "trigger_id"}
+        sent = server.deliver("slash_commands", log, connection=first_process)
+        assert "Logged a call" in text_of(answer(server, sent))
+        # Slack sends the same envelope again, on the app's other connection: the other process records nothing.
+        again = server.deliver("slash_commands", log, envelope_id=sent.envelope_id, connection=second_process)
+        assert answer(server, again, count=2) == {}
+        assert server.acks(sent.envelope_id)[-1].connection == second_process
+        assert touches(tmp_path, database_url) == ["Renewal talk"]
+        # The same words in an envelope of their own are a new command, done again.
+        assert "Logged a call" in text_of(answer(server, server.deliver("slash_commands", log,
+                                                                        connection=second_process)))
+        assert touches(tmp_path, database_url) == ["Renewal talk", "Renewal talk"]
 
 
 def test_an_envelope_waiting_on_slack_does_not_hold_up_the_others(socket_server):

@@ -3,25 +3,34 @@ is refreshed once however many processes try, and a workspace whose token Slack 
 it is reinstalled, when what fell due arrives, marked late, once."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Installation
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.db import make_engine, session_scope
 from bot.runtime import Runtime
+from bot.scheduler import TICKS
+from bot.services import digest as digest_svc
 from bot.services import reminders as svc
+from bot.services import surveys as surveys_svc
+from bot.services.customers import create_customer
 from bot.services.workspaces import ensure_workspace
 from bot.services.worktime import WorkingHours
 from bot.slack.client import client_for, make_client
 from bot.slack.fake import FakeSlack
 from bot.slack.installs import WorkspacePaused, clients_of
 from bot.slack.reminders import Dispatcher
-from models import Reminder, Workspace
+from models import Customer, DigestRun, Reminder, Workspace
 from tests.support import counting_queries
 
 CLIENT_ID, CLIENT_SECRET = "111.222", "oauth-test-secret"  # test values
@@ -269,3 +278,121 @@ def test_a_request_and_background_work_refresh_an_expiring_token_once(oauth, oau
     assert lookup.token == fresh != old
     assert client_for(oauth, ACME).token == fresh  # background work finds it: no second refresh
     assert len([c for c in oauth_fake.calls("oauth.v2.access") if c.args.get("grant_type")]) == 1
+
+
+# -- what a scheduler pass costs ------------------------------------------------------------------------------
+
+PASSES = [name for name, _interval, _tick in TICKS if name != "health-snapshots"]  # that one scores each workspace
+
+
+def work_falls_due(runtime, n: int) -> None:
+    """In ACME: a follow-up due now and a survey whose week is over."""
+    due_followup(runtime, ACME, f"Call back #{n}")
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        workspace = session.get(Workspace, ACME)
+        customer = create_customer(session, workspace=workspace, name=f"Customer {n}", by=OWNER[ACME], now=now,
+                                   owner_id=OWNER[ACME], channel_id="C0ACMESHARED")
+        survey = surveys_svc.start_survey(session, workspace=workspace, customer=customer, kind="nps",
+                                          channel_id="C0ACMESHARED", by=OWNER[ACME], now=now - timedelta(days=8))
+        survey.closes_at = now - timedelta(days=1)
+        session.add(survey)
+
+
+def statements_per_pass(runtime) -> dict[str, int]:
+    counted = {}
+    for name, _interval, pass_ in TICKS:
+        if name in PASSES:
+            with counting_queries(runtime.engine) as statements:
+                pass_(runtime)
+            counted[name] = len(statements)
+    return counted
+
+
+def many_idle_workspaces(runtime, count: int) -> None:
+    """`count` more workspaces, each with customers, a follow-up due later and this week's digest posted."""
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        acme = session.get(Workspace, ACME)
+        settings = acme.model_dump(exclude={"id", "name", "paused_at", "paused_reason", "paused_token"})
+        period = digest_svc.period_of(digest_svc.due_moment(acme, now), acme.timezone)
+        teams = [f"T0IDLE{n:04d}" for n in range(count)]
+        session.execute(insert(Workspace), [{**settings, "id": team, "name": team} for team in teams])
+        session.execute(insert(Customer), [
+            {"workspace_id": team, "name": f"Customer {c}", "name_key": f"customer {c}", "owner_id": "U0IDLE",
+             "created_at": now, "updated_at": now, "revisit_due_at": now + timedelta(days=30)}
+            for team in teams for c in range(3)])
+        later = now + timedelta(days=3)
+        session.execute(insert(Reminder), [
+            {"workspace_id": team, "kind": "followup", "source": "manual", "owner_id": "U0IDLE", "note": "Later",
+             "due_at": later, "deliver_at": later, "next_attempt_at": later, "status": "pending",
+             "created_at": now} for team in teams])
+        session.execute(insert(DigestRun), [
+            {"workspace_id": team, "period": period, "status": "posted", "claimed_by": "elsewhere",
+             "claimed_at": now, "posted_at": now, "delivered_to": [], "given_up": {}} for team in teams])
+
+
+def test_every_scheduler_pass_costs_the_same_statements_for_one_workspace_or_a_thousand(oauth, oauth_fake, clock):
+    oauth_fake.add_channel("C0ACMEMGR", name="managers", members=[OWNER[ACME]])
+    oauth_fake.add_channel("C0ACMESHARED", name="acme-shared", members=[OWNER[ACME]])
+    install(oauth, oauth_fake, ACME)
+    with session_scope(oauth.engine) as session:
+        acme = ensure_workspace(session, workspace_id=ACME, now=clock.now() - timedelta(days=30))
+        acme.digest_channel = "C0ACMEMGR"
+        acme.created_at = clock.now() - timedelta(days=30)
+        session.add(acme)
+    work_falls_due(oauth, 0)
+    first = statements_per_pass(oauth)  # the owner's time zone, the token, the channel: fetched, then cached
+    assert digests(oauth_fake) == 1 and statuses(oauth)[ACME] == ["delivered"]
+
+    work_falls_due(oauth, 1)
+    alone = statements_per_pass(oauth)
+    many_idle_workspaces(oauth, 999)
+    work_falls_due(oauth, 2)
+    crowded = statements_per_pass(oauth)
+    assert crowded == alone, (alone, crowded)
+    assert statuses(oauth)[ACME] == ["delivered"] * 3
+    summaries = [c for c in oauth_fake.calls("chat.postMessage") if c.response.get("ok")
+                 and c.args.get("channel") == OWNER[ACME] and "Survey closed" in c.args.get("text", "")]
+    assert len(summaries) == 3 and digests(oauth_fake) == 1  # each pass did its work, the digest went once
+    assert first["weekly-digest"] > alone["weekly-digest"]  # the measured passes found this week's digest out
+    assert_own_tokens(oauth_fake)
+
+
+def digests(fake) -> int:
+    return sum(1 for c in fake.calls("chat.postMessage") if c.response.get("ok")
+               and c.args.get("channel") == "C0ACMEMGR" and "digest" in c.args.get("text", "").lower())
+
+
+@pytest.mark.slow  # three processes
+def test_three_processes_finding_a_token_about_to_expire_refresh_it_once_and_all_deliver_with_the_new_one(
+        database_url, oauth_fake, tmp_path):
+    from bot.clock import SystemClock
+    from tests.test_reminders_delivery import ROOT, wait_all
+
+    runtime = oauth_runtime(database_url, oauth_fake, SystemClock())  # the processes run on the real clock
+    old = install(runtime, oauth_fake, ACME, rotating=True, expires_in=60)  # due to be refreshed now
+    ids = [due_followup(runtime, ACME, f"Call back #{n}") for n in range(30)]
+    oauth_fake.latency("oauth.v2.access", 0.5)  # whoever refreshes takes a while: the others arrive meanwhile
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
+    env.update(DATABASE_URL=database_url, SLACK_API_URL=oauth_fake.api_url, SLACK_CLIENT_ID=CLIENT_ID,
+               SLACK_CLIENT_SECRET=CLIENT_SECRET, DELIVERY_RATE="0", RAPPORT_TEST_BATCH="5",
+               RAPPORT_TEST_DEADLINE="60")
+    workers = []
+    for n in range(3):
+        with open(tmp_path / f"worker{n}.log", "wb") as log:
+            workers.append(subprocess.Popen([sys.executable, "-m", "tests.reminder_worker"], cwd=ROOT, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+    wait_all(workers, tmp_path, timeout=90)
+
+    refreshes = [c for c in oauth_fake.calls("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1 and refreshes[0].response["ok"], [c.response for c in refreshes]
+    new = refreshes[0].response["access_token"]
+    stored = clients_of(runtime).store.find_bot(enterprise_id=None, team_id=ACME)
+    assert (stored.bot_token, stored.bot_refresh_token) == (new, refreshes[0].response["refresh_token"])
+    posts = [c for c in oauth_fake.calls("chat.postMessage") if c.response.get("ok")]
+    carried = Counter(i for c in posts for i in c.args["metadata"]["event_payload"]["reminder_ids"])
+    assert carried == Counter(ids)  # every reminder once, by whichever process
+    assert {c.token for c in oauth_fake.calls() if c.method != "oauth.v2.access"} == {new} != {old}
+    assert statuses(runtime)[ACME] == ["delivered"] * 30
+    runtime.engine.dispose()

@@ -285,6 +285,19 @@ def retry_after(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LAST_RETRY)
 
 
+def settled(session: Session, *, periods: set[str], now: datetime) -> set[tuple[str, str]]:
+    """(workspace, period) of the runs claim_run would not hand out now: posted, being posted, or waiting for
+    their next attempt. One query however many workspaces there are, so the scheduler's pass asks claim_run
+    only about the digests still to post."""
+    if not periods:
+        return set()
+    busy = (DigestRun.status == DigestStatus.claimed) & (DigestRun.claimed_at >= now - STALE_CLAIM)
+    waiting = (DigestRun.status == DigestStatus.failed) & (DigestRun.next_attempt_at > now)
+    rows = session.exec(select(DigestRun.workspace_id, DigestRun.period).where(
+        DigestRun.period.in_(sorted(periods)), (DigestRun.status == DigestStatus.posted) | busy | waiting))
+    return {(workspace_id, period) for workspace_id, period in rows}
+
+
 def claim_run(session: Session, *, workspace_id: str, period: str, process: str, now: datetime) -> DigestRun | None:
     """The run for this period if this process may post it: it inserted the row, took over a claim left by a
     process that died mid-way, or retries a failed run whose wait is over. None when the digest is posted,

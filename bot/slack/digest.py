@@ -92,22 +92,28 @@ def post_to(client, destination: str, digest: Digest, workspace: Workspace,
 
 
 def run_weekly(runtime: Runtime) -> int:
-    """The scheduler's pass: each workspace whose digest time has come and whose period is not posted yet."""
+    """The scheduler's pass: each workspace whose digest time has come and whose period is not posted yet. Two
+    queries when every digest is out, whatever the number of workspaces."""
     now = runtime.clock.now()
+    due: dict[str, str] = {}
     with session_scope(runtime.engine) as session:
-        workspaces = list(session.exec(select(Workspace)).all())
+        # A paused workspace's digest waits for its reinstall.
+        for workspace in session.exec(select(Workspace).where(Workspace.paused_at.is_(None))).all():
+            if not workspace.digest_channel and not workspace.digest_subscribers:
+                continue
+            moment = svc.due_moment(workspace, now)
+            if moment < workspace.created_at:  # a workspace installed after its digest time waits for the next one
+                continue
+            due[workspace.id] = svc.period_of(moment, workspace.timezone)
+        settled = svc.settled(session, periods=set(due.values()), now=now)
     posted = 0
-    for workspace in workspaces:
-        if workspace.paused_at is not None or (not workspace.digest_channel and not workspace.digest_subscribers):
-            continue  # a paused workspace's digest waits for its reinstall
-        due = svc.due_moment(workspace, now)
-        if due < workspace.created_at:  # a workspace installed after its digest time waits for the next one
+    for workspace_id, period in due.items():
+        if (workspace_id, period) in settled:
             continue
-        period = svc.period_of(due, workspace.timezone)
         try:
-            posted += post_weekly(runtime, workspace.id, period)
+            posted += post_weekly(runtime, workspace_id, period)
         except Exception:  # one workspace's failure must not hold the others back; it is retried next pass
-            log.exception("digest for %s failed", workspace.id)
+            log.exception("digest for %s failed", workspace_id)
     return posted
 
 

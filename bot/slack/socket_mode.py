@@ -32,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode.aiohttp import SocketModeHandler
 from slack_bolt.adapter.socket_mode.async_internals import send_async_response
-from slack_bolt.adapter.socket_mode.internals import run_bolt_app
+from slack_bolt.adapter.socket_mode.internals import build_headers
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -59,11 +61,18 @@ class RapportSocketModeHandler(SocketModeHandler):
 
     async def handle(self, client, req: SocketModeRequest) -> None:
         started = time.time()
-        response = await asyncio.get_running_loop().run_in_executor(self._bolt, run_bolt_app, self.app, req)
+        response = await asyncio.get_running_loop().run_in_executor(self._bolt, dispatch, self.app, req)
         await send_async_response(client, req, response, started)
 
     def shutdown(self) -> None:
         self._bolt.shutdown(wait=False, cancel_futures=True)
+
+
+def dispatch(app: App, req: SocketModeRequest) -> BoltResponse:
+    """Bolt's own run_bolt_app, with the envelope id in the request's context: an envelope Slack delivers again
+    is handled once, by whichever process gets it (bot/app.py skip_redeliveries)."""
+    return app.dispatch(BoltRequest(mode="socket_mode", body=req.payload, headers=build_headers(req),
+                                    context={"envelope_id": req.envelope_id}))
 
 
 def run_socket_mode(app: App, app_token: str, *, url: str | None = None) -> None:
