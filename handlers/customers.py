@@ -159,9 +159,10 @@ def history(command: Command) -> Reply:
 
 LOG = Subcommand(
     name="log",
-    usage="/crm log <customer> <call|meeting|visit|email|message|note> <summary…>",
+    usage='/crm log <customer> <call|meeting|visit|email|message|note> [with:"<contact>"] <summary…>',
     summary="record a touchpoint; the next revisit moves",
-    examples=['/crm log "Acme Corp" call Talked renewal with Li Wei, wants a proposal by Friday'],
+    examples=['/crm log "Acme Corp" call Talked renewal with Li Wei, wants a proposal by Friday',
+              '/crm log acme meeting with:"Li Wei" Walked through the proposal'],
     run=lambda command: log(command),
 )
 
@@ -169,12 +170,15 @@ LOG = Subcommand(
 def log(command: Command) -> Reply:
     _need(command.args, 3, LOG)
     customer_word, kind_word = command.args[0], command.args[1]
-    summary = rest_after(command.text, kind_word)
+    with_word = command.args[2].option() if len(command.args) > 3 else None
+    with_whom = with_word[1] if with_word and with_word[0] == "with" else None
+    summary = rest_after(command.text, command.args[2] if with_whom else kind_word)
     kind = parse_choice(TouchKind, kind_word.text)
     with command.work() as (session, workspace):
         customer = svc.find_customer(session, workspace_id=workspace.id, query=customer_word.text)
+        person = svc.find_contact(session, customer=customer, query=with_whom) if with_whom else None
         svc.log_touch(session, workspace=workspace, customer=customer, kind=kind, summary=summary,
-                      by=command.user_id, now=command.now)
+                      by=command.user_id, now=command.now, contact=person)
         notice = (f":white_check_mark: Logged a {kind.value} with *{esc(customer.name, 80)}*. "
                   f"Next revisit: {day(customer.revisit_due_at)}.")
         return card_reply(session, workspace, customer, command.now, notice=notice)

@@ -161,7 +161,7 @@ def test_a_card_costs_the_same_queries_for_a_busy_customer_as_for_a_new_one(slac
     assert "Person 0" in busy and "Call number 11" in busy and "follow-up" in busy
     assert "12 overdue follow-ups" in busy  # health counts all of them, though the card lists the next 5
     quiet, busy_queries = card_queries("Quiet Ltd"), card_queries("Busy Corp")
-    assert len(busy_queries) == len(quiet) <= 12, busy_queries
+    assert len(busy_queries) == len(quiet) <= 13, busy_queries  # 13: coverage (one grouped query of touches)
 
 
 def listed(reply: dict) -> tuple[str, list[str]]:

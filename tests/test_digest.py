@@ -98,7 +98,8 @@ def hand_made_week(runtime, now):
     Globex   touched 3 days ago, Ann at 5/5 (up from 4 this week), strategic partner, NPS 10 and 9 this week
              → 100 healthy; last week 90 healthy
     Initech  touched 10 days ago, Bob Li at 2/5 (down from 3 this week), vendor, CSAT 2 and 4 this week,
-             2 overdue (bob) → (30·100 + 30·50 + 25·17.5 + 15·50) / 100 = 56.9 watch; last week 60 watch
+             2 overdue (bob); relationship 0.7·25 − 15 (no decision maker at level 3 or above) = 2.5
+             → (30·100 + 30·50 + 25·2.5 + 15·50) / 100 = 53.1 watch; last week 60 watch
     Hooli    touched 60 days ago, no chain, no survey, 1 overdue (bob): 45 of 100 weight has data
              → insufficient; last week 45 watch
     Umbrella touched 40 days ago, Yuki at 1/5, vendor, NPS 3 100 days ago, 1 overdue (alice)
@@ -187,15 +188,17 @@ def test_the_digest_content_matches_a_week_computed_by_hand(runtime, clock, fake
         built = build_digest(session, workspace=session.get(Workspace, HOME_TEAM), now=now)
     line = {a.customer.name: a for a in built.accounts}
     assert [(a.customer.name, a.score, a.band) for a in built.accounts] == [
-        ("Umbrella", 13.4, "at_risk"), ("Acme", 43.9, "watch"), ("Initech", 56.9, "watch"),
+        ("Umbrella", 13.4, "at_risk"), ("Acme", 43.9, "watch"), ("Initech", 53.1, "watch"),
         ("Globex", 100.0, "healthy"), ("Hooli", None, "insufficient")]
     assert built.bands == {"healthy": 1, "watch": 2, "at_risk": 1, "insufficient": 1}
     assert built.band_changes == {"healthy": -1, "watch": 0, "at_risk": 0, "insufficient": +1}  # was 2, 2, 1, 0
-    assert [(a.customer.name, round(a.drop, 1)) for a in built.drops] == [("Acme", 36.1), ("Umbrella", 6.6)]
+    assert [(a.customer.name, round(a.drop, 1)) for a in built.drops] == [("Acme", 36.1), ("Initech", 6.9),
+                                                                         ("Umbrella", 6.6)]
     assert line["Acme"].moved == ["engagement 100 → 36 (no touch for 32 days, cadence 14)",
                                   "follow-up discipline 100 → 75 (1 overdue follow-up)"]
     assert [a.customer.name for a in built.at_risk] == ["Umbrella"]
-    assert line["Umbrella"].action == "Work on the relationship — decision maker Yuki at level 1/5, org relationship vendor."
+    assert line["Umbrella"].action == ("Work on the relationship — decision maker Yuki at level 1/5, org relationship "
+                                       "vendor; no decision maker at level 3 or above.")
     assert [(owner, [(c.name, n) for c, n in accounts]) for owner, accounts in built.overdue_by_owner] == [
         ("U0BOB", [("Initech", 2), ("Hooli", 1)]), ("U0ALICE", [("Acme", 1), ("Umbrella", 1)])]
     assert [(s.customer.name, s.kind, s.score, s.answers, s.comments) for s in built.surveys] == [
@@ -208,7 +211,7 @@ def test_the_digest_content_matches_a_week_computed_by_hand(runtime, clock, fake
     # 8 weeks on the 0–100 scale (▁ 0–12, ▂ 12.5–24, … █ 87.5–100), · for a week without a score
     assert line["Acme"].sparkline == "·▁▃▅▆█▇▄"  # —, 10, 30, 50, 70, 90, 80, now 43.9
     assert line["Hooli"].sparkline == "······▄·"  # only last week's 45; insufficient data now
-    assert built.portfolio == "·▁▃▅▆█▅▅"  # last week's mean 59, this week's (13.4 + 43.9 + 56.9 + 100) / 4 = 53.6
+    assert built.portfolio == "·▁▃▅▆█▅▅"  # last week's mean 59, this week's (13.4 + 43.9 + 53.1 + 100) / 4 = 52.6
 
     run_weekly(runtime)
     [posted] = digests_in(fake_slack, "C0MANAGERS")

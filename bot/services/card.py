@@ -7,6 +7,8 @@ from sqlalchemy import and_, case, func
 from sqlmodel import Session, select
 
 from bot.services.chain import tree
+from bot.services.coverage import Coverage, touches_of
+from bot.services.coverage import compute as compute_coverage
 from bot.services.customers import Partner, ecosystem, history
 from bot.services.health import Health, score_customer, week_start
 from bot.services.reminders import OPEN, overdue_followups
@@ -22,7 +24,7 @@ from models import (
     SurveyResponse,
     Workspace,
 )
-from models.enums import ContactRole, HealthBand, ReminderKind, Tier
+from models.enums import ContactRole, ContactStatus, HealthBand, ReminderKind, Tier
 
 ROLE_ORDER = {role.value: index for index, role in enumerate(ContactRole)}
 
@@ -53,6 +55,7 @@ class Card:
     partners: list[Partner]
     chain: list[tuple[int, Contact]]  # the decision-chain map as a tree: (depth, person)
     rivals: dict[int, str]  # competitors people lean to, by id
+    coverage: Coverage  # our people × their contacts, last 90 days
 
 
 def customer_card(session: Session, *, workspace: Workspace, customer: Customer, now: datetime,
@@ -80,6 +83,7 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
     ).all()
     followups = [reminder for reminder, _overdue in rows]
     recent_changes = history(session, customer=customer, limit=changes)
+    touches_now = touches_of(session, customer_id=customer.id, now=now)
     partners = ecosystem(session, customer=customer)
     rivals = {p.customer.id: p.customer.name for p in partners}
     missing = {c.leans_to_id for c in contacts if c.leans_to_id and c.leans_to_id not in rivals}
@@ -93,7 +97,9 @@ def customer_card(session: Session, *, workspace: Workspace, customer: Customer,
         followups=followups,
         latest_survey=latest_survey(session, customer_id=customer.id),
         health=score_customer(session, workspace=workspace, customer=customer, contacts=contacts,
-                              overdue_followups=int(rows[0][1] or 0) if rows else 0, now=now),
+                              overdue_followups=int(rows[0][1] or 0) if rows else 0, touches=touches_now, now=now),
+        coverage=compute_coverage(touches_now, [(c.id, c.name, c.role, c.level) for c in contacts
+                                                if c.status == ContactStatus.active]),
         changes=recent_changes,
         revisit_overdue=customer.revisit_due_at <= now,
         partners=partners,

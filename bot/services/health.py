@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, and_, func, insert, update
 from sqlmodel import Session, select
 
+from bot.services import coverage as coverage_svc
+from bot.services.coverage import Coverage
 from bot.services.customers import cadence_days
 from bot.services.reminders import overdue_followups
 from bot.services.scores import csat, nps
 from models import Contact, Customer, HealthSnapshot, Reminder, SlackUser, Survey, SurveyResponse, Workspace
-from models.enums import HealthBand
+from models.enums import ContactStatus, HealthBand
 
 SURVEY_WINDOW = timedelta(days=180)
 ROLE_WEIGHT = {"decision_maker": 3.0, "champion": 2.0, "influencer": 1.5, "evaluator": 1.5, "procurement": 1.0,
@@ -23,6 +25,7 @@ ROLE_WEIGHT = {"decision_maker": 3.0, "champion": 2.0, "influencer": 1.5, "evalu
 ORG_SCORE = {"vendor": 0.0, "supplier": 100 / 3, "key_supplier": 200 / 3, "strategic_partner": 100.0}
 CHAIN_SHARE = 0.7  # of the relationship component; the org relationship is the rest
 OVERDUE_PENALTY = 25
+COVERAGE_PENALTY = 15  # relationship points per coverage finding (single-threaded, each named risk)
 TREND_THRESHOLD = 5
 COMPONENTS = ("engagement", "satisfaction", "relationship", "followup")
 LABELS = {"engagement": "engagement", "satisfaction": "satisfaction", "relationship": "relationship",
@@ -40,6 +43,7 @@ class Inputs:
     contacts: list[tuple[str, int, str]] = field(default_factory=list)  # (role, level 1..5, name)
     answers: list[tuple[str, int, str | None]] = field(default_factory=list)  # (kind, score, respondent)
     overdue_followups: int = 0
+    coverage: Coverage | None = None  # who touched whom in the last 90 days (None: not judged)
 
 
 @dataclass
@@ -127,7 +131,15 @@ def relationship(inputs: Inputs) -> Component:
         words = f"decision maker {name} at level {level}/5"
     else:
         words = "no decision maker in the chain"
-    return Component(value, f"{words}, {org_words}")
+    words = f"{words}, {org_words}"
+    # Breadth across their people (普遍客户关系): an account that hangs on one thread, or whose chain has no one
+    # high enough where it matters, is weaker than its levels alone say.
+    coverage = inputs.coverage
+    if coverage is not None:
+        for said in ([coverage.single_threaded] if coverage.single_threaded else []) + coverage.risks:
+            value -= COVERAGE_PENALTY
+            words += f"; {said}"
+    return Component(max(0.0, value), words)
 
 
 def followup(inputs: Inputs) -> Component:
@@ -206,12 +218,13 @@ def score_workspace(session: Session, *, workspace: Workspace, now: datetime, ti
     # A subquery, not a list of ids: keeps the statement small for tens of thousands of customers.
     scoped_ids = select(Customer.id).where(query.whereclause)
     contacts: dict[int, list] = defaultdict(list)
-    for customer_id, role, level, name, slack_user in session.exec(
-        select(Contact.customer_id, Contact.role, Contact.level, Contact.name, Contact.slack_user_id)
-        .where(Contact.customer_id.in_(scoped_ids))
+    for customer_id, role, level, name, slack_user, contact_id in session.exec(
+        select(Contact.customer_id, Contact.role, Contact.level, Contact.name, Contact.slack_user_id, Contact.id)
+        .where(Contact.customer_id.in_(scoped_ids), Contact.status == ContactStatus.active)
     ).all():
-        contacts[customer_id].append((role, level, name, slack_user))
+        contacts[customer_id].append((role, level, name, slack_user, contact_id))
     answers = _answers(session, workspace=workspace, now=now, scoped_ids=scoped_ids, contacts=contacts)
+    touches = coverage_svc.touches_by_customer(session, workspace_id=workspace.id, scoped_ids=scoped_ids, now=now)
     overdue = _overdue(session, now=now, scoped_ids=scoped_ids, workspace_id=workspace.id)
     this_week = week_start(now, workspace.timezone)
     # Last week's snapshot as a plain row, not an ORM object: what the digest compares with, for thousands.
@@ -222,17 +235,19 @@ def score_workspace(session: Session, *, workspace: Workspace, now: datetime, ti
                HealthSnapshot.week_start >= this_week - timedelta(weeks=1),
                HealthSnapshot.customer_id.in_(scoped_ids))
     ).all()}
-    return [Scored(customer, _health(workspace, customer, contacts, answers, overdue, now), previous.get(customer.id))
-            for customer in customers]
+    return [Scored(customer, _health(workspace, customer, contacts, answers, overdue, now, touches),
+                   previous.get(customer.id)) for customer in customers]
 
 
 def score_customer(session: Session, *, workspace: Workspace, customer: Customer, contacts: list[Contact],
-                   overdue_followups: int, now: datetime) -> Health:
-    """One customer's health now, for the card, which has already loaded the customer, its decision chain and
-    its overdue follow-ups: one query (its survey answers)."""
-    chain = {customer.id: [(c.role, c.level, c.name, c.slack_user_id) for c in contacts]}
+                   overdue_followups: int, touches: list, now: datetime) -> Health:
+    """One customer's health now, for the card, which has already loaded the customer, its decision chain, its
+    overdue follow-ups and its touches of the coverage window: one query (its survey answers)."""
+    chain = {customer.id: [(c.role, c.level, c.name, c.slack_user_id, c.id) for c in contacts
+                           if c.status == ContactStatus.active]}
     answers = _answers(session, workspace=workspace, now=now, scoped_ids=[customer.id], contacts=chain)
-    return _health(workspace, customer, chain, answers, {customer.id: overdue_followups}, now)
+    return _health(workspace, customer, chain, answers, {customer.id: overdue_followups}, now,
+                   {customer.id: touches})
 
 
 def _answers(session: Session, *, workspace: Workspace, now: datetime, scoped_ids, contacts: dict[int, list]
@@ -241,7 +256,7 @@ def _answers(session: Session, *, workspace: Workspace, now: datetime, scoped_id
     # Respondents are named from the decision chain, else from the Slack user cache, joined here rather than
     # looked up with a list of ids: a big workspace has tens of thousands of them, past SQLite's 32,766 and
     # PostgreSQL's 65,535 bound parameters.
-    names = {slack_user: name for chain in contacts.values() for _r, _l, name, slack_user in chain if slack_user}
+    names = {slack_user: name for chain in contacts.values() for _r, _l, name, slack_user, _id in chain if slack_user}
     rows = session.exec(
         select(SurveyResponse.customer_id, Survey.kind, SurveyResponse.score, SurveyResponse.respondent_id,
                SlackUser.name)
@@ -267,12 +282,15 @@ def _overdue(session: Session, *, now: datetime, scoped_ids, workspace_id: str) 
 
 
 def _health(workspace: Workspace, customer: Customer, contacts: dict[int, list], answers: dict[int, list],
-            overdue: dict[int, int], now: datetime) -> Health:
+            overdue: dict[int, int], now: datetime, touches: dict[int, list]) -> Health:
+    chain = contacts.get(customer.id, [])
     inputs = Inputs(
         cadence_days=cadence_days(workspace, customer.tier), last_touch_at=customer.last_touch_at,
         created_at=customer.created_at, org_relationship=customer.org_relationship,
-        contacts=[(role, level, name) for role, level, name, _slack_user in contacts.get(customer.id, [])],
+        contacts=[(role, level, name) for role, level, name, _slack_user, _id in chain],
         answers=answers.get(customer.id, []), overdue_followups=overdue.get(customer.id, 0),
+        coverage=coverage_svc.compute(touches.get(customer.id, []),
+                                      [(contact_id, name, role, level) for role, level, name, _u, contact_id in chain]),
     )
     return compute(inputs, weights=workspace.health_weights, now=now)
 

@@ -32,6 +32,13 @@ def chain_line(entry, names: dict, rivals: dict) -> str:
     return line
 
 
+def coverage_line(person: str, coverage, names: dict) -> str:
+    """One of our people and whom they touched at the customer in the window: "@alice — *Li Wei* 6 · …"."""
+    cells = [f"*{esc(names[contact], 30)}* {n}" if contact in names else f"_no one named_ {n}"
+             for contact, n in coverage.row(person)[:8]]
+    return f"• {user(person)} — " + " · ".join(cells)
+
+
 def link(url: str | None, label: str) -> str:
     return f" · <{url}|{label}>" if url and _SAFE_URL.match(url) else ""
 
@@ -305,4 +312,5 @@ FILTERS = {
     "step_line": step_line,
     "pressure_line": pressure_line,
     "chain_line": chain_line,
+    "coverage_line": coverage_line,
 }
